@@ -1,0 +1,79 @@
+// GEMM dispatch: the variant is chosen once, on first use, from what the CPU
+// supports (natively), or fixed at compile time (WASM). SAM_SCALAR=1 in the
+// environment forces the scalar reference.
+//
+// The choice is the only mutable global of the kernels: a pointer written
+// once with an atomic store. Concurrent first calls compute the same value,
+// so the initialisation is idempotent and race-free.
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_internal.h"
+#include "kernels.h"
+
+const GemmVariant gemm_scalar_variant = {
+    .name = "scalar", .mr = 1, .nr = 1, .kc = 0, .mc = 0, .nc = 0, .kernel = NULL,
+};
+
+int gemm_available_variants(const GemmVariant **out, int max) {
+    int count = 0;
+    const GemmVariant *found[4];
+#if SAM_GEMM_X86
+    found[count] = gemm_variant_avx512();
+    if (found[count]) count++;
+    found[count] = gemm_variant_avx2();
+    if (found[count]) count++;
+#endif
+    // Hook for WASM: a gemm_wasmsimd.c defining gemm_variant_wasmsimd() under
+    // __wasm_simd128__ is added to this list (declared in gemm_internal.h).
+    found[count++] = &gemm_scalar_variant;
+    if (count > max) count = max;
+    for (int i = 0; i < count; i++) out[i] = found[i];
+    return count;
+}
+
+static const GemmVariant *choose_variant(void) {
+    const char *force = getenv("SAM_SCALAR");
+    if (force && strcmp(force, "1") == 0) return &gemm_scalar_variant;
+    const GemmVariant *best[1];
+    return gemm_available_variants(best, 1) == 1 ? best[0] : &gemm_scalar_variant;
+}
+
+static const GemmVariant *active_variant(void) {
+    static _Atomic(const GemmVariant *) active = NULL;
+    const GemmVariant *v = atomic_load_explicit(&active, memory_order_acquire);
+    if (!v) {
+        v = choose_variant();
+        atomic_store_explicit(&active, v, memory_order_release);
+    }
+    return v;
+}
+
+void gemm_nt_with(const GemmVariant *v, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc) {
+    if (v->kernel)
+        gemm_blocked_nt(v, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        gemm_nt_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_nn_with(const GemmVariant *v, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc) {
+    if (v->kernel)
+        gemm_blocked_nn(v, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        gemm_nn_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+             float beta, float *c, int ldc) {
+    gemm_nt_with(active_variant(), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+             float beta, float *c, int ldc) {
+    gemm_nn_with(active_variant(), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+const char *gemm_variant_name(void) { return active_variant()->name; }

@@ -1,0 +1,164 @@
+// Cache-blocked GEMM driver shared by the SIMD variants (Goto/BLIS loop
+// nest). Only the micro-kernel is ISA-specific; packing is plain C.
+//
+//   for jc in n step nc:           B block (kc x nc) packed once, lives in L3
+//     for pc in k step kc:
+//       pack B[pc.., jc..] into nr-wide panels
+//       for ic in m step mc:       A block (mc x kc) packed, lives in L2
+//         pack A[ic.., pc..] into mr-tall panels
+//         for jr in nc step nr:    one B panel (kc x nr) stays in L1
+//           for ir in mc step mr:  micro-kernel: mr x nr tile of C
+//
+// The first k block applies beta to C; later ones accumulate (beta = 1).
+// Ragged tiles at the m and n edges are computed into a full temporary tile
+// (the packed panels are zero-padded) and combined with C element by element.
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "gemm_internal.h"
+#include "kernels.h"
+
+#define GEMM_ALIGN 64
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static int round_up(int x, int to) { return (x + to - 1) / to * to; }
+
+// Splits `total` into ceil(total / block) near-equal blocks rounded up to a
+// multiple of `multiple`, so that e.g. k = 300 with kc = 256 gives 152 + 148
+// rather than 256 + 44.
+static int balanced_block(int total, int block, int multiple) {
+    int blocks = (total + block - 1) / block;
+    return round_up((total + blocks - 1) / blocks, multiple);
+}
+
+// Packs rows [0, rows) x steps [0, kb) of a row-major matrix (stride ld) into
+// panels of `width` rows: dst[q*width*kb + p*width + i] = src[(q*width + i)*ld + p].
+// Rows past `rows` are zero. Used for A, and for B in gemm_nt (B^T's columns
+// are B's rows).
+static void pack_rows(float *dst, const float *src, int ld, int rows, int kb, int width) {
+    enum { STEP = 16 };  // one 64-byte line of each source row at a time
+    for (int i0 = 0; i0 < rows; i0 += width) {
+        const int live = imin(width, rows - i0);
+        const float *s = src + (size_t)i0 * ld;
+        // Blocks of STEP k steps: each source line is consumed as soon as it is
+        // loaded, so power-of-two strides (e.g. 4096-wide attention scores,
+        // whose rows all map to the same L1 set) do not thrash the cache; the
+        // width x STEP destination block stays in L1.
+        for (int p0 = 0; p0 < kb; p0 += STEP) {
+            const int steps = imin(STEP, kb - p0);
+            float *d = dst + (size_t)p0 * width;
+            for (int i = 0; i < live; i++) {
+                const float *si = s + (size_t)i * ld + p0;
+                for (int p = 0; p < steps; p++) d[(size_t)p * width + i] = si[p];
+            }
+            for (int i = live; i < width; i++)
+                for (int p = 0; p < steps; p++) d[(size_t)p * width + i] = 0.0f;
+        }
+        dst += (size_t)width * kb;
+    }
+}
+
+// Packs steps [0, kb) x columns [0, cols) of a row-major (k, n) matrix into
+// panels of `width` columns: dst[q*width*kb + p*width + j] = src[p*ld + q*width + j].
+// Columns past `cols` are zero. Used for B in gemm_nn.
+static void pack_cols(float *dst, const float *src, int ld, int cols, int kb, int width) {
+    for (int j0 = 0; j0 < cols; j0 += width) {
+        const int live = imin(width, cols - j0);
+        for (int p = 0; p < kb; p++) {
+            const float *s = src + (size_t)p * ld + j0;
+            float *d = dst + (size_t)p * width;
+            for (int j = 0; j < live; j++) d[j] = s[j];
+            for (int j = live; j < width; j++) d[j] = 0.0f;
+        }
+        dst += (size_t)width * kb;
+    }
+}
+
+// C = beta * C for k == 0 (the product is empty); beta == 0 overwrites.
+static void scale_c(int m, int n, float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++) {
+        float *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < n; j++) ci[j] = beta == 0.0f ? 0.0f : beta * ci[j];
+    }
+}
+
+static void gemm_blocked(const GemmVariant *v, int trans_b, int m, int n, int k, float alpha,
+                         const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                         int ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        scale_c(m, n, beta, c, ldc);
+        return;
+    }
+    const int mr = v->mr, nr = v->nr;
+    const int kc = balanced_block(k, v->kc, 1);
+    const int mc = balanced_block(m, v->mc, mr);
+    const int nc = balanced_block(n, v->nc, nr);
+
+    // One allocation per call: A block, B block, edge tile. Sized to this
+    // call's shape, so small GEMMs take little; no state survives the call.
+    const size_t a_floats = (size_t)mc * kc;
+    const size_t b_floats = (size_t)nc * kc;
+    const size_t t_floats = (size_t)mr * nr;
+    const size_t pad = GEMM_ALIGN / sizeof(float);
+    const size_t bytes = (a_floats + b_floats + t_floats + 3 * pad) * sizeof(float);  // + align
+    void *raw = malloc(bytes);
+    if (!raw) {
+        // Out of memory for packing: the reference needs none.
+        if (trans_b)
+            gemm_nt_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else
+            gemm_nn_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    float *a_pack = (float *)(((uintptr_t)raw + GEMM_ALIGN - 1) & ~(uintptr_t)(GEMM_ALIGN - 1));
+    float *b_pack = a_pack + (a_floats + pad - 1) / pad * pad;
+    float *tile = b_pack + (b_floats + pad - 1) / pad * pad;
+
+    for (int jc = 0; jc < n; jc += nc) {
+        const int nb = imin(nc, n - jc);
+        for (int pc = 0; pc < k; pc += kc) {
+            const int kb = imin(kc, k - pc);
+            const float beta_k = pc == 0 ? beta : 1.0f;
+            if (trans_b)
+                pack_rows(b_pack, b + (size_t)jc * ldb + pc, ldb, nb, kb, nr);
+            else
+                pack_cols(b_pack, b + (size_t)pc * ldb + jc, ldb, nb, kb, nr);
+            for (int ic = 0; ic < m; ic += mc) {
+                const int mb = imin(mc, m - ic);
+                pack_rows(a_pack, a + (size_t)ic * lda + pc, lda, mb, kb, mr);
+                for (int jr = 0; jr < nb; jr += nr) {
+                    const int nt = imin(nr, nb - jr);
+                    const float *bp = b_pack + (size_t)jr * kb;
+                    for (int ir = 0; ir < mb; ir += mr) {
+                        const int mt = imin(mr, mb - ir);
+                        const float *ap = a_pack + (size_t)ir * kb;
+                        float *ct = c + (size_t)(ic + ir) * ldc + jc + jr;
+                        if (mt == mr && nt == nr) {
+                            v->kernel(kb, ap, bp, ct, ldc, alpha, beta_k);
+                            continue;
+                        }
+                        v->kernel(kb, ap, bp, tile, nr, 1.0f, 0.0f);
+                        for (int i = 0; i < mt; i++) {
+                            float *ci = ct + (size_t)i * ldc;
+                            const float *ti = tile + (size_t)i * nr;
+                            for (int j = 0; j < nt; j++)
+                                ci[j] = alpha * ti[j] + (beta_k == 0.0f ? 0.0f : beta_k * ci[j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    free(raw);
+}
+
+void gemm_blocked_nt(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    gemm_blocked(v, 1, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_blocked_nn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    gemm_blocked(v, 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}

@@ -1,0 +1,66 @@
+// Internal interface between the GEMM dispatcher (gemm.c), the blocked
+// driver (gemm_blocked.c) and the ISA-specific micro-kernels
+// (gemm_avx2.c, gemm_avx512.c; a gemm_wasmsimd.c plugs in the same way).
+//
+// The driver follows the usual Goto/BLIS scheme: B is packed into panels of
+// nr columns (kc x nr, column j of the panel contiguous per k step), A into
+// panels of mr rows (kc x mr), and the micro-kernel computes one mr x nr
+// tile of C from one A panel and one B panel entirely in registers.
+#ifndef SAM_KERNELS_GEMM_INTERNAL_H
+#define SAM_KERNELS_GEMM_INTERNAL_H
+
+// x86 SIMD variants are compiled (with per-function target attributes, so
+// plain `gcc -O3` builds them and the binary still runs on older CPUs) only
+// for native x86 GCC/Clang builds; WASM and other ISAs get scalar (plus, in
+// WASM, a wasmsimd variant when one is added).
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__EMSCRIPTEN__)
+#define SAM_GEMM_X86 1
+#else
+#define SAM_GEMM_X86 0
+#endif
+
+// c (mr x nr, row stride ldc) = alpha * sum_p a[p*mr + i] * b[p*nr + j]
+//                               + beta * c        (beta == 0: c is not read)
+// a and b are packed panels of kc steps; kc >= 1. The tile is always full:
+// the driver handles ragged edges through a temporary tile.
+typedef void (*GemmMicroKernelFn)(int kc, const float *a, const float *b, float *c, int ldc,
+                                  float alpha, float beta);
+
+typedef struct GemmVariant {
+    const char *name;  // "scalar", "avx2", "avx512", "wasmsimd"
+    int mr, nr;        // register tile (nr a multiple of the vector width)
+    int kc;            // k block: one B panel (kc x nr) stays in L1
+    int mc;            // m block: the packed A block (mc x kc) stays in L2
+    int nc;            // n block: the packed B block (kc x nc) stays in L3
+    GemmMicroKernelFn kernel;
+} GemmVariant;
+
+// Blocked GEMM with the variant's micro-kernel; same contract as gemm_nt and
+// gemm_nn in kernels.h. Falls back to the scalar reference if the packing
+// buffers cannot be allocated.
+void gemm_blocked_nt(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void gemm_blocked_nn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+// SIMD variants; each returns NULL when the CPU lacks the instructions.
+#if SAM_GEMM_X86
+const GemmVariant *gemm_variant_avx2(void);
+const GemmVariant *gemm_variant_avx512(void);
+#endif
+
+// All variants usable on this CPU, best first, scalar last (for tests and
+// benchmarks). Returns how many were written to out (at most max).
+int gemm_available_variants(const GemmVariant **out, int max);
+
+// The scalar reference described as a variant (kernel is NULL: callers use
+// gemm_nt_scalar / gemm_nn_scalar for it).
+extern const GemmVariant gemm_scalar_variant;
+
+// Runs gemm_nt / gemm_nn with a given variant (scalar when v->kernel is NULL).
+void gemm_nt_with(const GemmVariant *v, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc);
+void gemm_nn_with(const GemmVariant *v, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc);
+
+#endif

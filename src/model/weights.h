@@ -1,0 +1,102 @@
+// Model weights: structs of pointers into one float buffer owned by the
+// model (f16 checkpoints are widened once at load). Each field's comment
+// gives its shape in PyTorch order; src/model/weights.c maps every official
+// state_dict name to its field and expected shape.
+#ifndef SAM_MODEL_WEIGHTS_H
+#define SAM_MODEL_WEIGHTS_H
+
+#include "config.h"
+
+typedef struct LinearWeights {
+    const float *weight;  // (out, in)
+    const float *bias;    // (out)
+} LinearWeights;
+
+typedef struct NormWeights {
+    const float *weight;  // (c)
+    const float *bias;    // (c)
+} NormWeights;
+
+// segment_anything/modeling/image_encoder.py: Block + Attention
+typedef struct VitBlockWeights {
+    NormWeights norm1;         // (C)
+    LinearWeights qkv;         // (3C, C), channels [q|k|v][head][head_dim]
+    LinearWeights proj;        // (C, C)
+    const float *rel_pos_h;    // (2S - 1, head_dim), S = window or grid
+    const float *rel_pos_w;    // (2S - 1, head_dim)
+    NormWeights norm2;         // (C)
+    LinearWeights lin1;        // (mlp, C)
+    LinearWeights lin2;        // (C, mlp)
+} VitBlockWeights;
+
+typedef struct VitEncoderWeights {
+    const float *patch_weight;  // (C, 3, P, P)
+    const float *patch_bias;    // (C)
+    const float *pos_embed;     // (1, G, G, C)
+    VitBlockWeights blocks[SAM_MAX_DEPTH];
+    const float *neck_conv1;    // (256, C, 1, 1), no bias
+    NormWeights neck_norm1;     // (256) LayerNorm2d
+    const float *neck_conv2;    // (256, 256, 3, 3), no bias
+    NormWeights neck_norm2;     // (256) LayerNorm2d
+} VitEncoderWeights;
+
+// segment_anything/modeling/prompt_encoder.py
+typedef struct PromptEncoderWeights {
+    const float *pe_gaussian;        // (2, D/2) positional_encoding_gaussian_matrix
+    const float *point_embed[4];     // (1, D) each: neg, pos, box corner 1, box corner 2
+    const float *not_a_point_embed;  // (1, D)
+    const float *mask_conv1_w;       // (M/4, 1, 2, 2)   mask_downscaling.0
+    const float *mask_conv1_b;       // (M/4)
+    NormWeights mask_norm1;          // (M/4)            mask_downscaling.1 (LayerNorm2d)
+    const float *mask_conv2_w;       // (M, M/4, 2, 2)   mask_downscaling.3
+    const float *mask_conv2_b;       // (M)
+    NormWeights mask_norm2;          // (M)              mask_downscaling.4
+    const float *mask_conv3_w;       // (D, M, 1, 1)     mask_downscaling.6
+    const float *mask_conv3_b;       // (D)
+    const float *no_mask_embed;      // (1, D)
+} PromptEncoderWeights;
+
+// segment_anything/modeling/transformer.py: Attention
+typedef struct AttentionWeights {
+    LinearWeights q_proj;    // (internal, D)
+    LinearWeights k_proj;    // (internal, D)
+    LinearWeights v_proj;    // (internal, D)
+    LinearWeights out_proj;  // (D, internal)
+} AttentionWeights;
+
+// TwoWayAttentionBlock
+typedef struct TwoWayBlockWeights {
+    AttentionWeights self_attn;               // internal = D
+    NormWeights norm1;
+    AttentionWeights cross_attn_token_to_image;  // internal = D / 2
+    NormWeights norm2;
+    LinearWeights mlp_lin1;                   // (mlp, D)
+    LinearWeights mlp_lin2;                   // (D, mlp)
+    NormWeights norm3;
+    NormWeights norm4;
+    AttentionWeights cross_attn_image_to_token;  // internal = D / 2
+} TwoWayBlockWeights;
+
+// segment_anything/modeling/mask_decoder.py
+typedef struct MaskDecoderWeights {
+    TwoWayBlockWeights layers[SAM_MAX_DECODER_DEPTH];
+    AttentionWeights final_attn_token_to_image;
+    NormWeights norm_final_attn;
+    const float *iou_token;          // (1, D)
+    const float *mask_tokens;        // (num_mask_tokens, D)
+    const float *upscale1_w;         // (D, D/4, 2, 2) ConvTranspose2d: (in, out, kh, kw)
+    const float *upscale1_b;         // (D/4)
+    NormWeights upscale_norm;        // (D/4) LayerNorm2d
+    const float *upscale2_w;         // (D/4, D/8, 2, 2)
+    const float *upscale2_b;         // (D/8)
+    LinearWeights hyper_mlps[8][3];  // per mask token: (D, D), (D, D), (D/8, D)
+    LinearWeights iou_head[3];       // (H, D), (H, H), (num_mask_tokens, H)
+} MaskDecoderWeights;
+
+typedef struct SamWeights {
+    VitEncoderWeights vit;
+    PromptEncoderWeights prompt;
+    MaskDecoderWeights decoder;
+} SamWeights;
+
+#endif

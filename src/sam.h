@@ -1,0 +1,103 @@
+// sam.h: the public C API of the Segment Anything runtime.
+//
+// Load a model once, encode an image into an image state (or load an
+// embedding written earlier), then decode any number of prompts against that
+// state. Every fallible call returns 0 on success or -1 with a message in the
+// caller's SamError. The library never prints, exits or aborts.
+//
+//   SamError err;
+//   SamModel *model;
+//   if (sam_model_load_file(&model, "sam_vit_b_01ec64.pth", &err)) puts(err.message);
+//   SamImage *image;
+//   sam_image_encode(model, rgb, width, height, NULL, NULL, &image, &err);
+//   float xy[2] = {500, 375}; int label = 1;
+//   SamPrompt prompt = {.points = xy, .labels = &label, .n_points = 1, .multimask = 1};
+//   SamMasks masks;
+//   sam_predict(model, image, &prompt, &masks, &err);  // masks.count == 3
+//   sam_masks_free(&masks);
+//
+// A model is not safe to use from two threads at once (it owns the scratch
+// arena); image states are read-only during sam_predict.
+#ifndef SAM_H
+#define SAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "io/tensors.h"
+#include "model/config.h"
+
+#define SAM_MAX_MASKS 8
+
+typedef struct SamModel SamModel;
+typedef struct SamImage SamImage;
+
+#ifndef SAM_PROGRESS_FN_DEFINED
+#define SAM_PROGRESS_FN_DEFINED
+typedef void (*SamProgressFn)(void *user, int done, int total);
+#endif
+
+// Loads an official PyTorch checkpoint (.pth zip) or a .safetensors file from
+// memory. The bytes are copied into the model's own buffer: the caller may
+// free them afterwards. The config is inferred from the tensor shapes.
+int sam_model_load(SamModel **out, const uint8_t *bytes, size_t len, SamError *err);
+int sam_model_load_file(SamModel **out, const char *path, SamError *err);
+void sam_model_free(SamModel *model);
+const SamConfig *sam_model_config(const SamModel *model);
+// "vit_b", "vit_l", "vit_h" for the official shapes, "vit_custom" otherwise.
+const char *sam_model_type(const SamModel *model);
+// Identity of the weights (type, config and a hash of the image-side
+// weights rounded to f16): embeddings carry it so that an embedding made by
+// another model is refused.
+const char *sam_model_id(const SamModel *model);
+
+// Converts a checkpoint (.pth or .safetensors) into safetensors with the
+// official key names and __metadata__ naming the model type and config.
+// out_dtype: DTYPE_F32 or DTYPE_F16. *out is malloc'd.
+int sam_convert(const uint8_t *bytes, size_t len, TensorDType out_dtype, uint8_t **out,
+                size_t *out_len, SamError *err);
+
+// Encodes an RGB8 image (width*height*3 bytes, row-major) as SamPredictor.set_image:
+// resize longest side (Pillow bilinear, bit-exact), normalise, pad, ViT.
+int sam_image_encode(SamModel *model, const uint8_t *rgb, int width, int height,
+                     SamProgressFn progress, void *progress_user, SamImage **out, SamError *err);
+// Reads an embedding written by sam_image_save_embedding; refuses one whose
+// model_id differs from the model's.
+int sam_image_load_embedding(SamModel *model, const uint8_t *bytes, size_t len, SamImage **out,
+                             SamError *err);
+// Writes the embedding as safetensors: tensor "image_embeddings" (1, D, G, G),
+// metadata format=sam-embedding, model_id, original_size "h,w", input_size "h,w".
+int sam_image_save_embedding(const SamModel *model, const SamImage *image, TensorDType dtype,
+                             uint8_t **out, size_t *out_len, SamError *err);
+void sam_image_size(const SamImage *image, int *height, int *width);
+const float *sam_image_embedding(const SamImage *image);  // (D, G, G)
+void sam_image_free(SamImage *image);
+
+typedef struct SamPrompt {
+    const float *points;      // (n_points, 2) x, y in original image pixels
+    const int *labels;        // (n_points): 1 foreground, 0 background
+    int n_points;
+    const float *box;         // x0, y0, x1, y1 in original pixels, or NULL
+    const float *mask_input;  // (4G, 4G) low-res logits of an earlier prediction, or NULL
+    int multimask;            // 1: the 3 ambiguity masks; 0: the single mask token
+} SamPrompt;
+
+typedef struct SamMasks {
+    int count;                 // 3 (multimask) or 1
+    int width, height;         // original image size
+    int low_res;               // 4G (256 for official models)
+    float scores[SAM_MAX_MASKS];     // predicted IoU (no sigmoid, as official)
+    float stability[SAM_MAX_MASKS];  // stability score of the logits, offset 1
+    float *low_res_logits;     // (count, low_res, low_res)
+    uint8_t *masks;            // (count, height, width), 0 or 1 (logit > 0)
+} SamMasks;
+
+// Decodes one prompt (SamPredictor.predict). Points outside the image are
+// accepted as the official predictor accepts them; NaN or infinite
+// coordinates, unknown labels and an empty prompt are errors.
+int sam_predict(SamModel *model, const SamImage *image, const SamPrompt *prompt, SamMasks *out,
+                SamError *err);
+void sam_masks_free(SamMasks *masks);
+
+#endif

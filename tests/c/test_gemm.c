@@ -1,0 +1,250 @@
+// GEMM variants against the scalar reference (XNNPACK-style: shapes that
+// straddle each variant's register tile and cache blocks, odd strides,
+// alpha/beta cases), plus `--bench` for GFLOP/s on the encoder's shapes.
+//
+//   build/tests/test_gemm           correctness; prints "N passed, M failed"
+//   build/tests/test_gemm --bench   GFLOP/s per variant (result checked first)
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/gemm_internal.h"
+#include "kernels/kernels.h"
+
+// Tolerance |got - ref| <= ATOL + RTOL * |ref|. Inputs are uniform in [-1, 1]
+// and k <= 3072, so partial sums stay below ~50. The variants reorder the
+// k sum (k blocking, FMA contraction), which moves the result by about
+// sqrt(k) * 2^-24 * (partial sum magnitude) ~ 1e-5 at worst here; 1e-4
+// leaves 10x headroom, while a wrong index or a missed k step errs by O(0.1).
+#define ATOL 1e-4
+#define RTOL 1e-4
+
+typedef struct Rng {
+    uint64_t state;
+} Rng;
+
+static uint64_t rng_next(Rng *r) {  // splitmix64
+    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float rng_uniform(Rng *r) {  // [-1, 1)
+    return (float)((rng_next(r) >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+
+static float *random_buffer(Rng *r, size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = rng_uniform(r);
+    return p;
+}
+
+typedef struct Case {
+    float alpha, beta;
+} Case;
+
+static const Case CASES[] = {
+    {1.0f, 0.0f},     // overwrite: C starts as NaN and must not leak
+    {1.0f, 1.0f},     // accumulate (linear with bias pre-filled)
+    {0.125f, 0.0f},   // attention scale
+    {-0.75f, 0.5f},   // general
+};
+
+static int passed, failed;
+
+// Runs one shape with one variant; returns 1 on success. trans_b: gemm_nt.
+static int check_one(const GemmVariant *v, int trans_b, int m, int n, int k, int lda, int ldb,
+                     int ldc, Case cs, Rng *rng) {
+    const size_t a_size = (size_t)(m - 1) * lda + k;
+    const size_t b_size = trans_b ? (size_t)(n - 1) * ldb + k : (size_t)(k - 1) * ldb + n;
+    const size_t c_size = (size_t)m * ldc;
+    float *a = random_buffer(rng, a_size);
+    float *b = random_buffer(rng, k > 0 ? b_size : 1);
+    float *c_ref = random_buffer(rng, c_size);
+    if (cs.beta == 0.0f)
+        for (size_t i = 0; i < c_size; i++) c_ref[i] = NAN;
+    // Row padding (columns n..ldc) gets a sentinel that must survive.
+    for (int i = 0; i < m; i++)
+        for (int j = n; j < ldc; j++) c_ref[(size_t)i * ldc + j] = 12345.0f;
+    float *c_got = malloc(c_size * sizeof(float));
+    memcpy(c_got, c_ref, c_size * sizeof(float));
+
+    if (trans_b) {
+        gemm_nt_scalar(m, n, k, cs.alpha, a, lda, b, ldb, cs.beta, c_ref, ldc);
+        gemm_nt_with(v, m, n, k, cs.alpha, a, lda, b, ldb, cs.beta, c_got, ldc);
+    } else {
+        gemm_nn_scalar(m, n, k, cs.alpha, a, lda, b, ldb, cs.beta, c_ref, ldc);
+        gemm_nn_with(v, m, n, k, cs.alpha, a, lda, b, ldb, cs.beta, c_got, ldc);
+    }
+    int ok = 1;
+    double worst = 0.0;
+    size_t worst_at = 0;
+    for (int i = 0; i < m && ok; i++) {
+        for (int j = 0; j < ldc; j++) {
+            const size_t at = (size_t)i * ldc + j;
+            const double ref = c_ref[at], got = c_got[at];
+            const double err = fabs(got - ref);
+            const int bad = !(err <= ATOL + RTOL * fabs(ref));  // NaN fails
+            if (bad || err > worst) {
+                worst = bad ? INFINITY : err;
+                worst_at = at;
+            }
+            if (bad) {
+                ok = 0;
+                break;
+            }
+        }
+    }
+    if (!ok) {
+        printf("FAIL %s gemm_%s m=%d n=%d k=%d lda=%d ldb=%d ldc=%d alpha=%g beta=%g: "
+               "C[%zu][%zu] = %.8g, reference %.8g\n",
+               v->name, trans_b ? "nt" : "nn", m, n, k, lda, ldb, ldc, cs.alpha, cs.beta,
+               worst_at / (size_t)ldc, worst_at % (size_t)ldc, c_got[worst_at],
+               c_ref[worst_at]);
+        failed++;
+    } else {
+        passed++;
+    }
+    free(a);
+    free(b);
+    free(c_ref);
+    free(c_got);
+    return ok;
+}
+
+static void check_variant(const GemmVariant *v, Rng *rng) {
+    const int mr = v->mr, nr = v->nr;
+    // Sizes straddling the register tile.
+    const int ms[] = {1, mr - 1, mr, mr + 1, 2 * mr, 3 * mr + 1};
+    const int ns[] = {1, nr - 1, nr, nr + 1, 2 * nr + 3};
+    const int ks[] = {1, 3, 17, 768};
+    const int n_cases = (int)(sizeof CASES / sizeof CASES[0]);
+    int which = 0;
+    for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+        if (ms[mi] < 1) continue;
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            if (ns[ni] < 1) continue;
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+                const int m = ms[mi], n = ns[ni], k = ks[ki];
+                for (int trans_b = 0; trans_b <= 1; trans_b++) {
+                    // Alternate tight and odd padded strides.
+                    const int odd = which & 1;
+                    const int lda = k + (odd ? 3 : 0);
+                    const int ldb = trans_b ? k + (odd ? 5 : 0) : n + (odd ? 7 : 0);
+                    const int ldc = n + (odd ? 1 : 0);
+                    for (int ci = 0; ci < n_cases; ci++)
+                        check_one(v, trans_b, m, n, k, lda, ldb, ldc, CASES[ci], rng);
+                    which++;
+                }
+            }
+        }
+    }
+    // Shapes straddling the cache blocks (mc, nc, kc) and uneven k splits.
+    if (v->kernel) {
+        const int big[][3] = {
+            {v->mc + mr + 1, 2 * nr + 1, v->kc + 1},
+            {mr + 2, v->nc + nr + 3, 17},
+            {2 * mr + 1, 3 * nr - 1, 2 * v->kc + 5},
+            {v->mc - 1, nr + 1, 600},
+            {196, 196, 64},  // windowed attention scores / values
+        };
+        for (size_t s = 0; s < sizeof big / sizeof big[0]; s++) {
+            const int m = big[s][0], n = big[s][1], k = big[s][2];
+            for (int trans_b = 0; trans_b <= 1; trans_b++) {
+                check_one(v, trans_b, m, n, k, k + 1, trans_b ? k + 3 : n + 5, n + 3, CASES[0],
+                          rng);
+                check_one(v, trans_b, m, n, k, k, trans_b ? k : n, n, CASES[3], rng);
+            }
+        }
+    }
+    // k == 0: C = beta * C.
+    check_one(v, 1, 5, 7, 0, 1, 1, 7, CASES[3], rng);
+    check_one(v, 0, 5, 7, 0, 1, 7, 7, CASES[0], rng);
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Times C = A B^T (nt) or A B (nn) and returns GFLOP/s; the result is first
+// checked on sampled elements against a double-precision dot product.
+static double bench_one(const GemmVariant *v, int trans_b, int m, int n, int k, Rng *rng,
+                        int *ok) {
+    float *a = random_buffer(rng, (size_t)m * k);
+    float *b = random_buffer(rng, (size_t)n * k);
+    float *c = malloc((size_t)m * n * sizeof(float));
+    const int ldb = trans_b ? k : n;
+    void (*fn)(const GemmVariant *, int, int, int, float, const float *, int, const float *, int,
+               float, float *, int) = trans_b ? gemm_nt_with : gemm_nn_with;
+    fn(v, m, n, k, 1.0f, a, k, b, ldb, 0.0f, c, n);
+    for (int s = 0; s < 64; s++) {
+        const int i = (int)(rng_next(rng) % (uint64_t)m), j = (int)(rng_next(rng) % (uint64_t)n);
+        double ref = 0.0;
+        for (int p = 0; p < k; p++)
+            ref += (double)a[(size_t)i * k + p] *
+                   (trans_b ? b[(size_t)j * k + p] : b[(size_t)p * n + j]);
+        if (!(fabs(c[(size_t)i * n + j] - ref) <= ATOL + RTOL * fabs(ref))) *ok = 0;
+    }
+    double best = INFINITY;
+    for (int rep = 0; rep < 3; rep++) {
+        const double t0 = now_seconds();
+        fn(v, m, n, k, 1.0f, a, k, b, ldb, 0.0f, c, n);
+        const double t = now_seconds() - t0;
+        if (t < best) best = t;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * m * n * k / best * 1e-9;
+}
+
+static int run_bench(void) {
+    const GemmVariant *variants[8];
+    const int count = gemm_available_variants(variants, 8);
+    const int shapes[][3] = {{4096, 2304, 768}, {4096, 768, 3072}};
+    Rng rng = {42};
+    int ok = 1;
+    printf("active variant: %s\n", gemm_variant_name());
+    for (int vi = 0; vi < count; vi++) {
+        const GemmVariant *v = variants[vi];
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            // The scalar reference runs on 256 rows only, to keep the run short.
+            const int m = v->kernel ? shapes[s][0] : 256, n = shapes[s][1], k = shapes[s][2];
+            const double nt = bench_one(v, 1, m, n, k, &rng, &ok);
+            const double nn = bench_one(v, 0, m, n, k, &rng, &ok);
+            printf("%-7s %5dx%dx%d  gemm_nt %7.1f GFLOP/s  gemm_nn %7.1f GFLOP/s\n", v->name, m,
+                   n, k, nt, nn);
+        }
+    }
+    if (!ok) printf("bench: result check FAILED\n");
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--bench") == 0) return run_bench();
+    const GemmVariant *variants[8];
+    const int count = gemm_available_variants(variants, 8);
+    Rng rng = {12345};
+    for (int vi = 0; vi < count; vi++) {
+        const int before = failed;
+        check_variant(variants[vi], &rng);
+        printf("variant %-7s %s\n", variants[vi]->name, failed == before ? "ok" : "FAILED");
+    }
+    // The dispatcher picks a listed variant.
+    int listed = 0;
+    for (int vi = 0; vi < count; vi++) listed |= strcmp(variants[vi]->name, gemm_variant_name()) == 0;
+    if (listed)
+        passed++;
+    else {
+        printf("FAIL active variant %s is not among the available ones\n", gemm_variant_name());
+        failed++;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

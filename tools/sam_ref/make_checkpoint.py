@@ -1,0 +1,142 @@
+"""Write a SAM checkpoint with random weights and exactly the official keys, shapes and order.
+
+usage: /usr/bin/python3 tools/sam_ref/make_checkpoint.py --type vit_b|vit_l|vit_h|tiny
+           [--depth N] [--global-attn 2,5,...] [--window W] [--img-size S] [--embed-dim C]
+           [--heads H] --seed S --out FILE.pth
+
+vit_b / vit_l / vit_h: the official architectures (build_sam.py); --depth N keeps widths and
+heads and then needs --global-attn (block indexes with global attention).
+tiny: a small config of the same architecture for fast tests: img_size 256 (patch 16, grid
+16), embed 96, depth 2, 2 heads (head_dim 48), window 4, global block [1]; the prompt encoder
+and mask decoder are the official ones (prompt dim 256). Every field is overridable.
+
+Saved like the official files: torch.save(model.state_dict(), path) (zip format).
+
+Random values (each tensor from its own generator seeded by (seed, key name), so a tensor's
+values do not depend on which other tensors exist):
+  Linear / Conv weights  N(0, gain / sqrt(fan_in)); gain 1, except the encoder's residual
+                         branch outputs (attn.proj, mlp.lin2) with gain 1/sqrt(2) so the
+                         residual stream grows slowly over 32 blocks.
+  ConvTranspose weights  [in, out, k, k], fan_in = in (one tap per output pixel); a value
+                         shared by the k x k taps plus 10% per-tap noise (smooth masks).
+  biases                 N(0, 0.05)      (non-zero: every parameter matters)
+  LayerNorm weight/bias  1 + N(0, 0.1) / N(0, 0.1)
+  rel_pos_h / rel_pos_w  N(0, 0.1);  pos_embed N(0, 0.1)
+  embeddings             N(0, 0.5) (tokens, point embeddings, no_mask_embed)
+  PE gaussian matrix     N(0, 1) (the official buffer is torch.randn)
+  mask decoder           the hypernetwork output layers get gain 5 and the last upscaling
+                         ConvTranspose a bias of N(-0.5, 0.05), so the GELU outputs are
+                         sparse and mask logits come out with both signs over the image.
+"""
+
+import argparse
+import sys
+import zlib
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model import OFFICIAL_CONFIGS, LayerNorm2d, SamConfig, build_sam  # noqa: E402
+
+TINY = dict(img_size=256, patch_size=16, embed_dim=96, depth=2, num_heads=2, mlp_dim=384,
+            window_size=4, global_attn_indexes=[1])
+
+
+def make_config(args) -> SamConfig:
+    if args.type == "tiny":
+        base = dict(TINY)
+    else:
+        base = dict(OFFICIAL_CONFIGS[args.type])
+    if args.depth is not None and args.depth != base["depth"]:
+        if args.global_attn is None:
+            sys.exit("--depth with a non-default value needs --global-attn")
+        base["depth"] = args.depth
+    if args.global_attn is not None:
+        base["global_attn_indexes"] = [int(s) for s in args.global_attn.split(",") if s != ""]
+    if args.window is not None:
+        base["window_size"] = args.window
+    if args.img_size is not None:
+        base["img_size"] = args.img_size
+    if args.embed_dim is not None:
+        base["embed_dim"] = args.embed_dim
+        base["mlp_dim"] = 4 * args.embed_dim
+    if args.heads is not None:
+        base["num_heads"] = args.heads
+    cfg = SamConfig(**base)
+    if any(i < 0 or i >= cfg.depth for i in cfg.global_attn_indexes):
+        sys.exit(f"--global-attn indexes must be in [0, {cfg.depth})")
+    if cfg.embed_dim % cfg.num_heads or cfg.img_size % cfg.patch_size:
+        sys.exit("embed_dim must divide by heads and img_size by the patch size")
+    return cfg
+
+
+def _gen(seed: int, name: str) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+
+
+def _normal(shape, mean: float, std: float, g: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=g) * std + mean
+
+
+@torch.no_grad()
+def randomize(model: nn.Module, seed: int) -> None:
+    for mname, mod in model.named_modules():
+        for pname, p in list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False)):
+            full = f"{mname}.{pname}" if mname else pname
+            if full in ("pixel_mean", "pixel_std"):
+                continue
+            g = _gen(seed, full)
+            shape = p.shape
+            if isinstance(mod, (nn.LayerNorm, LayerNorm2d)):
+                v = _normal(shape, 1.0 if pname == "weight" else 0.0, 0.1, g)
+            elif isinstance(mod, (nn.Linear, nn.Conv2d)) and pname == "weight":
+                fan_in = shape[1] * (shape[2] * shape[3] if p.dim() == 4 else 1)
+                gain = 1.0
+                if full.startswith("image_encoder.blocks.") and (".attn.proj." in full or ".mlp.lin2." in full):
+                    gain = 0.5 ** 0.5
+                if full.startswith("mask_decoder.output_hypernetworks_mlps.") and ".layers.2." in full:
+                    gain = 5.0
+                v = _normal(shape, 0.0, gain / fan_in ** 0.5, g)
+            elif isinstance(mod, nn.ConvTranspose2d) and pname == "weight":
+                # Mostly shared across the 2x2 taps (+ 10% per-tap noise): independent taps
+                # would stamp a 4x4 checkerboard on every mask.
+                std = 1.0 / shape[0] ** 0.5
+                shared = _normal((shape[0], shape[1], 1, 1), 0.0, std, g)
+                v = shared + _normal(shape, 0.0, 0.1 * std, g)
+            elif pname == "bias":
+                mean = -0.5 if full == "mask_decoder.output_upscaling.3.bias" else 0.0
+                v = _normal(shape, mean, 0.05, g)
+            elif isinstance(mod, nn.Embedding):
+                v = _normal(shape, 0.0, 0.5, g)
+            elif pname in ("rel_pos_h", "rel_pos_w", "pos_embed"):
+                v = _normal(shape, 0.0, 0.1, g)
+            elif pname == "positional_encoding_gaussian_matrix":
+                v = _normal(shape, 0.0, 1.0, g)
+            else:
+                raise RuntimeError(f"no init rule for {full}")
+            p.copy_(v)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--type", required=True, choices=["vit_b", "vit_l", "vit_h", "tiny"])
+    ap.add_argument("--depth", type=int)
+    ap.add_argument("--global-attn", help="comma-separated block indexes with global attention")
+    ap.add_argument("--window", type=int, help="window size of the windowed blocks")
+    ap.add_argument("--img-size", type=int, help="input size (multiple of 16)")
+    ap.add_argument("--embed-dim", type=int, help="encoder width (mlp = 4x)")
+    ap.add_argument("--heads", type=int, help="encoder heads")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    cfg = make_config(args)
+    model = build_sam(cfg)
+    randomize(model, args.seed)
+    torch.save(model.state_dict(), args.out)
+
+
+if __name__ == "__main__":
+    main()
