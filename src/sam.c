@@ -437,11 +437,16 @@ int sam_predict(SamModel *m, const SamImage *img, const SamPrompt *p, SamMasks *
         const float *low = all_masks + (size_t)(first + k) * lr * lr;
         memcpy(out->low_res_logits + (size_t)k * lr * lr, low, sizeof(float) * (size_t)lr * lr);
         out->scores[k] = all_iou[first + k];
-        postprocess_logits(logits, low, lr, c->img_size, img->input_height, img->input_width,
-                           img->height, img->width, post);
+        // The official code upsamples all `count` masks as one tensor, and
+        // torch's rounding depends on that channel count.
+        postprocess_logits_torch(logits, low, lr, c->img_size, img->input_height, img->input_width,
+                                 img->height, img->width, count, post);
         uint8_t *mask = out->masks + (size_t)k * hw;
         for (size_t i = 0; i < hw; i++) mask[i] = logits[i] > 0.0f;
-        out->stability[k] = stability_score(logits, hw, 0.0f, 1.0f);
+        // 0/0 (no logit above -1) is NaN officially; 0 filters the same way
+        // (NaN >= threshold is false) and keeps the value printable as JSON.
+        const float stability = stability_score(logits, hw, 0.0f, 1.0f);
+        out->stability[k] = stability == stability ? stability : 0.0f;
     }
     free(logits);
     free(post);

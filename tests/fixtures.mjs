@@ -6,7 +6,9 @@ import { CACHE, python, runOk, SAM } from './helpers.mjs';
 
 function once(file, make) {
   if (!fs.existsSync(file)) {
-    const partial = `${file}.partial-${process.pid}`;
+    // Keep the extension last: the writers choose the format from it.
+    const ext = path.extname(file);
+    const partial = `${file.slice(0, -ext.length)}.partial-${process.pid}${ext}`;
     make(partial);
     fs.renameSync(partial, file);
   }
@@ -39,8 +41,7 @@ export function safetensors(name, dtype = 'f32') {
 }
 
 export function image(width, height, seed = 0, mode = 'rgb') {
-  const ext = 'png';
-  return once(path.join(CACHE, `img_${width}x${height}_${seed}_${mode}.${ext}`), (out) =>
+  return once(path.join(CACHE, `img_${width}x${height}_${seed}_${mode}.png`), (out) =>
     python('tools/sam_ref/make_images.py', ['--size', `${width}x${height}`, '--seed', String(seed),
       '--mode', mode, '--out', out]));
 }

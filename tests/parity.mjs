@@ -13,6 +13,9 @@ export const EMBEDDING_REL_L2 = 1e-3;
 export const SCORE_ABS = 2e-3;
 export const LOGITS_REL_L2 = 5e-3;
 export const MASK_IOU = 0.995;
+// Stability is a ratio of pixel counts at logit thresholds +-1: a float32
+// difference flips only pixels within ~1e-5 of a threshold, as for masks.
+export const STABILITY_ABS = 5e-3;
 
 // Runs the same prompt through the reference and the CLI, returns compare.py's JSON.
 export function comparePrompt({ ckpt, img, embedding, refEmbedding, args, dir, name, sam = SAM }) {
@@ -27,10 +30,12 @@ export function comparePrompt({ ckpt, img, embedding, refEmbedding, args, dir, n
 
 export function assertMasksMatch(m, label) {
   assert.equal(m.n_masks_c, m.n_masks_ref, `${label}: mask count`);
+  assert.ok(m.c_self_consistent, `${label}: area or bbox in result.json disagree with the mask PNGs`);
   for (let k = 0; k < m.n_masks_ref; k++) {
     assert.ok(m.score_abs_diff[k] < SCORE_ABS, `${label}: score ${k} differs by ${m.score_abs_diff[k]}`);
     assert.ok(m.logits_rel_l2[k] < LOGITS_REL_L2, `${label}: low-res logits ${k} rel L2 ${m.logits_rel_l2[k]}`);
     assert.ok(m.mask_iou[k] >= MASK_IOU, `${label}: mask ${k} IoU ${m.mask_iou[k]}`);
+    assert.ok(m.stability_abs_diff[k] < STABILITY_ABS, `${label}: stability ${k} differs by ${m.stability_abs_diff[k]}`);
   }
 }
 
@@ -56,8 +61,11 @@ export function checkImage(ckpt, w, h, dir, { prompts = null, sam = SAM } = {}) 
   const refEncode = path.join(dir, `enc_${w}x${h}-ref`);
   python('tools/sam_ref/predict.py', ['--ckpt', ckpt, '--image', img, '--point', '1,1,1', '--out', refEncode]);
   const refEmbedding = path.join(refEncode, 'embedding.npy');
+  const cEncode = path.join(dir, `enc_${w}x${h}-c`);
+  runOk(sam, ['predict', '--model', ckpt, '--embedding', emb, '--point', '1,1,1', '--out', cEncode]);
   const embMetrics = JSON.parse(python('tools/sam_ref/compare.py',
-    [refEncode, refEncode, '--embedding', emb]).stdout);
+    [refEncode, cEncode, '--embedding', emb]).stdout);
+  assertMasksMatch(embMetrics, `${w}x${h} corner point`);
   assert.ok(embMetrics.embedding_rel_l2 < EMBEDDING_REL_L2,
     `${w}x${h}: embedding rel L2 ${embMetrics.embedding_rel_l2}`);
   const results = { embedding_rel_l2: embMetrics.embedding_rel_l2 };

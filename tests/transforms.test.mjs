@@ -157,3 +157,7 @@ test('postprocess_logits matches F.interpolate (bilinear, align_corners=False)',
   t.diagnostic(`bit-identical outputs: ${exact} of ${total}`);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('preprocess shape, coordinate transform and stability score (tests/c/test_transforms.c)', () => {
+  runOk(path.join(BUILD, 'tests', 'test_transforms'), []);
+});

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STBI_MAX_DIMENSIONS CLI_MAX_IMAGE_SIDE
 #define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
 // Third-party headers: their own warnings are not ours to fix.
@@ -60,6 +59,32 @@ int file_write_all(const char *path, const void *data, size_t len, SamError *err
     return 0;
 }
 
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int32_t le32(const uint8_t *p) {
+    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+}
+
+// Size claimed by a PNG IHDR or a BMP info header; 0 for other formats.
+static int header_size(const uint8_t *d, size_t len, int *w, int *h) {
+    static const uint8_t png[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    if (len >= 24 && memcmp(d, png, 8) == 0 && memcmp(d + 12, "IHDR", 4) == 0) {
+        uint32_t pw = be32(d + 16), ph = be32(d + 20);
+        *w = pw > 0x7fffffffu ? -1 : (int)pw;
+        *h = ph > 0x7fffffffu ? -1 : (int)ph;
+        return 1;
+    }
+    if (len >= 26 && d[0] == 'B' && d[1] == 'M') {
+        int32_t bw = le32(d + 18), bh = le32(d + 22);
+        *w = bw;
+        *h = bh == INT32_MIN ? -1 : (bh < 0 ? -bh : bh);  // negative height: top-down rows
+        return 1;
+    }
+    return 0;
+}
+
 int image_load_rgb(const char *path, uint8_t **rgb, int *width, int *height, SamError *err) {
     *rgb = NULL;
     uint8_t *data;
@@ -75,6 +100,14 @@ int image_load_rgb(const char *path, uint8_t **rgb, int *width, int *height, Sam
     }
     int w, h, comp;
     // Read the header first so a lying size is refused before allocation.
+    // stb_image itself refuses huge PNG/BMP headers with a generic message,
+    // so the sizes those headers claim are read here to name them.
+    if (header_size(data, len, &w, &h) &&
+        (w <= 0 || h <= 0 || w > CLI_MAX_IMAGE_SIDE || h > CLI_MAX_IMAGE_SIDE)) {
+        free(data);
+        return sam_error(err, "image '%s' claims %dx%d pixels; the limit is %d per side", path, w, h,
+                         CLI_MAX_IMAGE_SIDE);
+    }
     if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp)) {
         const char *why = stbi_failure_reason();
         free(data);

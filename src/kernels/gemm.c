@@ -25,8 +25,10 @@ int gemm_available_variants(const GemmVariant **out, int max) {
     found[count] = gemm_variant_avx2();
     if (found[count]) count++;
 #endif
-    // Hook for WASM: a gemm_wasmsimd.c defining gemm_variant_wasmsimd() under
-    // __wasm_simd128__ is added to this list (declared in gemm_internal.h).
+#if defined(__wasm_simd128__) && defined(SAM_GEMM_WASMSIMD)
+    found[count] = gemm_variant_wasmsimd();
+    if (found[count]) count++;
+#endif
     found[count++] = &gemm_scalar_variant;
     if (count > max) count = max;
     for (int i = 0; i < count; i++) out[i] = found[i];

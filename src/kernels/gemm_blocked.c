@@ -1,12 +1,13 @@
 // Cache-blocked GEMM driver shared by the SIMD variants (Goto/BLIS loop
-// nest). Only the micro-kernel is ISA-specific; packing is plain C.
+// nest). The micro-kernel is ISA-specific; so, optionally, is the
+// transposing pack (GemmVariant.pack_rows), else the plain C one below.
 //
 //   for jc in n step nc:           B block (kc x nc) packed once, lives in L3
 //     for pc in k step kc:
 //       pack B[pc.., jc..] into nr-wide panels
 //       for ic in m step mc:       A block (mc x kc) packed, lives in L2
 //         pack A[ic.., pc..] into mr-tall panels
-//         for jr in nc step nr:    one B panel (kc x nr) stays in L1
+//         for jr in nc step nr:    one B panel (kc x nr), reused from L1/L2
 //           for ir in mc step mr:  micro-kernel: mr x nr tile of C
 //
 // The first k block applies beta to C; later ones accumulate (beta = 1).
@@ -24,7 +25,7 @@ static int imin(int a, int b) { return a < b ? a : b; }
 static int round_up(int x, int to) { return (x + to - 1) / to * to; }
 
 // Splits `total` into ceil(total / block) near-equal blocks rounded up to a
-// multiple of `multiple`, so that e.g. k = 300 with kc = 256 gives 152 + 148
+// multiple of `multiple`, so that e.g. k = 300 with kc = 256 gives 150 + 150
 // rather than 256 + 44.
 static int balanced_block(int total, int block, int multiple) {
     int blocks = (total + block - 1) / block;
@@ -91,6 +92,7 @@ static void gemm_blocked(const GemmVariant *v, int trans_b, int m, int n, int k,
         return;
     }
     const int mr = v->mr, nr = v->nr;
+    const GemmPackRowsFn pack_rows_fn = v->pack_rows ? v->pack_rows : pack_rows;
     const int kc = balanced_block(k, v->kc, 1);
     const int mc = balanced_block(m, v->mc, mr);
     const int nc = balanced_block(n, v->nc, nr);
@@ -121,12 +123,12 @@ static void gemm_blocked(const GemmVariant *v, int trans_b, int m, int n, int k,
             const int kb = imin(kc, k - pc);
             const float beta_k = pc == 0 ? beta : 1.0f;
             if (trans_b)
-                pack_rows(b_pack, b + (size_t)jc * ldb + pc, ldb, nb, kb, nr);
+                pack_rows_fn(b_pack, b + (size_t)jc * ldb + pc, ldb, nb, kb, nr);
             else
                 pack_cols(b_pack, b + (size_t)pc * ldb + jc, ldb, nb, kb, nr);
             for (int ic = 0; ic < m; ic += mc) {
                 const int mb = imin(mc, m - ic);
-                pack_rows(a_pack, a + (size_t)ic * lda + pc, lda, mb, kb, mr);
+                pack_rows_fn(a_pack, a + (size_t)ic * lda + pc, lda, mb, kb, mr);
                 for (int jr = 0; jr < nb; jr += nr) {
                     const int nt = imin(nr, nb - jr);
                     const float *bp = b_pack + (size_t)jr * kb;

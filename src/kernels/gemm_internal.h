@@ -26,6 +26,12 @@
 typedef void (*GemmMicroKernelFn)(int kc, const float *a, const float *b, float *c, int ldc,
                                   float alpha, float beta);
 
+// Packs rows [0, rows) x steps [0, kb) of a row-major matrix (stride ld)
+// into panels of `width` rows: dst[q*width*kb + p*width + i] =
+// src[(q*width + i)*ld + p]; rows past `rows` are zero-filled.
+typedef void (*GemmPackRowsFn)(float *dst, const float *src, int ld, int rows, int kb,
+                               int width);
+
 typedef struct GemmVariant {
     const char *name;  // "scalar", "avx2", "avx512", "wasmsimd"
     int mr, nr;        // register tile (nr a multiple of the vector width)
@@ -33,6 +39,9 @@ typedef struct GemmVariant {
     int mc;            // m block: the packed A block (mc x kc) stays in L2
     int nc;            // n block: the packed B block (kc x nc) stays in L3
     GemmMicroKernelFn kernel;
+    // Optional SIMD version of the driver's pack_rows (transposing pack of A,
+    // and of B in gemm_nt); NULL uses the portable one in gemm_blocked.c.
+    GemmPackRowsFn pack_rows;
 } GemmVariant;
 
 // Blocked GEMM with the variant's micro-kernel; same contract as gemm_nt and
@@ -47,6 +56,12 @@ void gemm_blocked_nn(const GemmVariant *v, int m, int n, int k, float alpha, con
 #if SAM_GEMM_X86
 const GemmVariant *gemm_variant_avx2(void);
 const GemmVariant *gemm_variant_avx512(void);
+#endif
+// Hook for the WASM build: a gemm_wasmsimd.c compiled with -msimd128 defines
+// this (micro-kernel + blocking, reusing gemm_blocked.c) and the build adds
+// -DSAM_GEMM_WASMSIMD; gemm.c then lists it first.
+#if defined(__wasm_simd128__) && defined(SAM_GEMM_WASMSIMD)
+const GemmVariant *gemm_variant_wasmsimd(void);
 #endif
 
 // All variants usable on this CPU, best first, scalar last (for tests and

@@ -36,15 +36,18 @@ void layernorm_rows(float *y, const float *x, const float *gamma, const float *b
 void layernorm_channels(float *y, const float *x, const float *gamma, const float *beta, int c,
                         int hw, float eps);
 // Exact GELU 0.5 x (1 + erf(x / sqrt 2)), as torch.nn.GELU() (never tanh).
+// Dispatches like softmax_rows (SIMD variants evaluate erf to ~3e-7);
+// gelu_inplace_scalar is the libm erff reference.
 void gelu_inplace(float *x, size_t n);
+void gelu_inplace_scalar(float *x, size_t n);
 void relu_inplace(float *x, size_t n);
 // Numerically stable softmax of each row of x (rows, cols) in place.
 // Dispatches like the GEMM (SIMD exp where available; SAM_SCALAR=1 forces
 // the scalar reference softmax_rows_scalar, which uses libm expf).
 void softmax_rows(float *x, int rows, int cols);
 void softmax_rows_scalar(float *x, int rows, int cols);
-// Name of the active softmax variant ("scalar", "avx2", "avx512").
-const char *softmax_variant_name(void);
+// Name of the active softmax/GELU variant ("scalar", "avx2", "avx512").
+const char *ops_variant_name(void);
 // x += y elementwise.
 void add_inplace(float *x, const float *y, size_t n);
 // Transpose src (rows, cols) into dst (cols, rows).

@@ -59,7 +59,9 @@ void layernorm_channels(float *y, const float *x, const float *gamma, const floa
     }
 }
 
-void gelu_inplace(float *x, size_t n) {
+// Reference GELU (the specification for ops_avx2.c / ops_avx512.c;
+// ops_dispatch.c dispatches).
+void gelu_inplace_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
@@ -67,8 +69,8 @@ void relu_inplace(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-// Reference softmax (the specification for softmax_avx2.c / softmax_avx512.c;
-// softmax.c dispatches).
+// Reference softmax (the specification for ops_avx2.c / ops_avx512.c;
+// ops_dispatch.c dispatches).
 void softmax_rows_scalar(float *x, int rows, int cols) {
     for (int i = 0; i < rows; i++) {
         float *r = x + (size_t)i * cols;

@@ -134,7 +134,8 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
     // predict_masks: tokens = [iou_token, mask_tokens, sparse prompt].
     memcpy(tokens, w->iou_token, sizeof(float) * D);
     memcpy(tokens + D, w->mask_tokens, sizeof(float) * (size_t)Tm * D);
-    if (n_sparse > 0) memcpy(tokens + (size_t)(1 + Tm) * D, sparse, sizeof(float) * (size_t)n_sparse * D);
+    if (n_sparse > 0)
+        memcpy(tokens + (size_t)(1 + Tm) * D, sparse, sizeof(float) * (size_t)n_sparse * D);
     memcpy(queries, tokens, sizeof(float) * (size_t)T * D);
     // src = image_embedding + dense, flattened to (N, D) tokens (flatten(2).permute(0, 2, 1)).
     for (int c = 0; c < D; c++)

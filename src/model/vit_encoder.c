@@ -29,7 +29,6 @@
 // Scratch plan
 
 typedef struct VitPlan {
-    int tokens;         // T = G * G
     int chunk;          // query rows per global attention step (multiple of G)
     size_t x;           // (T, C) residual stream
     size_t xn;          // (T, C) normed tokens, then attention output
@@ -81,7 +80,6 @@ static void vit_plan(const SamConfig *cfg, VitPlan *p) {
         any_windowed |= cfg->is_global[i] == 0;
     }
     memset(p, 0, sizeof *p);
-    p->tokens = (int)T;
     int chunk = VIT_QUERY_CHUNK / cfg->grid * cfg->grid;
     if (chunk < cfg->grid) chunk = cfg->grid;
     if ((size_t)chunk > T) chunk = (int)T;
@@ -90,22 +88,19 @@ static void vit_plan(const SamConfig *cfg, VitPlan *p) {
     p->big = max_size(max_size(T * 3 * C, T * (size_t)cfg->mlp_dim),
                       max_size(T * 3 * P * P, 9 * D * T));
     size_t rows = 0, side = 0;  // attention query rows per step, and S
-    if (any_windowed) {
+    if (any_windowed) {         // whole windows: w*w queries against w*w keys
         const size_t w = (size_t)cfg->window_size;
         p->win_qkv = w * w * 3 * C;
         p->win_out = w * w * C;
+        p->scores = w * w * w * w;
         rows = w * w;
         side = w;
     }
-    if (any_global) {
+    if (any_global) {  // chunk queries against all T keys
+        p->scores = max_size(p->scores, (size_t)chunk * T);
         rows = max_size(rows, (size_t)chunk);
         side = max_size(side, G);
     }
-    if (any_windowed) {
-        const size_t ww = (size_t)cfg->window_size * cfg->window_size;
-        p->scores = ww * ww;
-    }
-    if (any_global) p->scores = max_size(p->scores, (size_t)chunk * T);
     p->rel = rows * side;
     p->table = side * (size_t)cfg->head_dim;
     p->neck = D * T;

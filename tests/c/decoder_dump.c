@@ -86,7 +86,8 @@ static AttentionWeights load_attention(Loaded *l, const char *prefix, size_t d, 
 
 static void load_weights(Loaded *l, PromptEncoderWeights *pw, MaskDecoderWeights *dw,
                          const SamConfig *c) {
-    const size_t D = (size_t)c->prompt_dim, M = (size_t)c->mask_in_chans, Ic = (size_t)c->attn_internal_dim;
+    const size_t D = (size_t)c->prompt_dim, M = (size_t)c->mask_in_chans;
+    const size_t Ic = (size_t)c->attn_internal_dim;
     char name[512];
     pw->pe_gaussian = load(l, "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix", D);
     for (int i = 0; i < 4; i++) {
@@ -140,7 +141,8 @@ static void load_weights(Loaded *l, PromptEncoderWeights *pw, MaskDecoderWeights
     dw->upscale2_b = load(l, "mask_decoder.output_upscaling.3.bias", C2);
     for (int t = 0; t < c->num_mask_tokens; t++) {
         for (int k = 0; k < 3; k++) {
-            snprintf(name, sizeof name, "mask_decoder.output_hypernetworks_mlps.%d.layers.%d", t, k);
+            snprintf(name, sizeof name, "mask_decoder.output_hypernetworks_mlps.%d.layers.%d", t,
+                     k);
             dw->hyper_mlps[t][k] = load_linear(l, name, k == 2 ? C2 : D, D);
         }
     }
@@ -223,7 +225,8 @@ int main(int argc, char **argv) {
     }
     if (has_mask) {
         snprintf(path, sizeof path, "%s/%s/mask.f32", dir, cs);
-        if (!(mask = read_raw(path, sizeof(float) * lr * lr))) return fprintf(stderr, "no mask\n"), 1;
+        mask = read_raw(path, sizeof(float) * lr * lr);
+        if (!mask) return fprintf(stderr, "no mask\n"), 1;
     }
 
     const int n_sparse = prompt_sparse_count(n_points, has_box);
@@ -260,7 +263,8 @@ int main(int argc, char **argv) {
     if (write_raw(dir, cs, "c_sparse.f32", sparse, sizeof(float) * (size_t)n_sparse * D) ||
         write_raw(dir, cs, "c_dense_pe.f32", dense_pe, sizeof(float) * dhw) ||
         write_raw(dir, cs, "c_dense.f32", dense, sizeof(float) * dhw) ||
-        write_raw(dir, cs, "c_masks.f32", masks, sizeof(float) * (size_t)c.num_mask_tokens * lr * lr) ||
+        write_raw(dir, cs, "c_masks.f32", masks,
+                  sizeof(float) * (size_t)c.num_mask_tokens * lr * lr) ||
         write_raw(dir, cs, "c_iou.f32", iou, sizeof(float) * (size_t)c.num_mask_tokens))
         return 1;
     arena_free(&arena);

@@ -245,6 +245,7 @@ int main(int argc, char **argv) {
         printf("FAIL active variant %s is not among the available ones\n", gemm_variant_name());
         failed++;
     }
+    printf("active variant: %s\n", gemm_variant_name());
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -24,9 +24,10 @@ values do not depend on which other tensors exist):
   rel_pos_h / rel_pos_w  N(0, 0.1);  pos_embed N(0, 0.1)
   embeddings             N(0, 0.5) (tokens, point embeddings, no_mask_embed)
   PE gaussian matrix     N(0, 1) (the official buffer is torch.randn)
-  mask decoder           the hypernetwork output layers get gain 5 and the last upscaling
-                         ConvTranspose a bias of N(-0.5, 0.05), so the GELU outputs are
-                         sparse and mask logits come out with both signs over the image.
+  mask decoder           the hypernetwork output layers get gain 5, the last upscaling
+                         ConvTranspose gain 2 and a bias of N(-0.8, 0.05), so its GELU outputs
+                         are sparse and mask logits take both signs over the image (tuned over
+                         seeds and prompts: ~70% of masks cover 5-95% of the image).
 """
 
 import argparse
@@ -102,11 +103,11 @@ def randomize(model: nn.Module, seed: int) -> None:
             elif isinstance(mod, nn.ConvTranspose2d) and pname == "weight":
                 # Mostly shared across the 2x2 taps (+ 10% per-tap noise): independent taps
                 # would stamp a 4x4 checkerboard on every mask.
-                std = 1.0 / shape[0] ** 0.5
+                std = (2.0 if full == "mask_decoder.output_upscaling.3.weight" else 1.0) / shape[0] ** 0.5
                 shared = _normal((shape[0], shape[1], 1, 1), 0.0, std, g)
                 v = shared + _normal(shape, 0.0, 0.1 * std, g)
             elif pname == "bias":
-                mean = -0.5 if full == "mask_decoder.output_upscaling.3.bias" else 0.0
+                mean = -0.8 if full == "mask_decoder.output_upscaling.3.bias" else 0.0
                 v = _normal(shape, mean, 0.05, g)
             elif isinstance(mod, nn.Embedding):
                 v = _normal(shape, 0.0, 0.5, g)

@@ -53,8 +53,6 @@ With --dump-stages, also stage_<name>.npy:
 
 import argparse
 import json
-import os
-import struct
 import sys
 from copy import deepcopy
 from pathlib import Path
@@ -66,6 +64,7 @@ from PIL import Image
 from torchvision.transforms.functional import resize, to_pil_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import read_safetensors  # noqa: E402
 from model import Sam, load_checkpoint  # noqa: E402
 
 
@@ -166,29 +165,6 @@ class Predictor:
 
 # ----------------------------------------------------------------------------------------------
 # CLI
-
-
-def read_safetensors(path: str) -> Dict[str, np.ndarray]:
-    """Minimal safetensors reader: u64 LE header length, JSON header, raw little-endian data."""
-    dtypes = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64,
-              "I32": np.int32, "I64": np.int64, "U8": np.uint8, "I8": np.int8, "I16": np.int16}
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n].decode("utf-8"))
-    data = blob[8 + n:]
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        s, e = info["data_offsets"]
-        if info["dtype"] == "BF16":
-            u = np.frombuffer(data[s:e], dtype="<u2").astype(np.uint32) << 16
-            arr = u.view(np.float32)
-        else:
-            arr = np.frombuffer(data[s:e], dtype=np.dtype(dtypes[info["dtype"]]).newbyteorder("<"))
-        out[name] = arr.reshape(info["shape"]).astype(np.float32 if arr.dtype.kind == "f" else arr.dtype)
-    return out
 
 
 def load_embedding(path: str) -> np.ndarray:

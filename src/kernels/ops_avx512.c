@@ -1,7 +1,7 @@
-// AVX-512 softmax over rows: vector max, exp, sum, scale (16 lanes, masked
-// tails). The exp is our own (below); the reference uses libm expf, and the
-// two agree to a few ulp (tests/c/test_softmax.c).
-#include "softmax_internal.h"
+// AVX-512 softmax and GELU (16 lanes, masked tails). exp and erfc are our
+// own (below); the references in ops.c use libm expf / erff, and the two
+// agree to a few ulp (tests/c/test_simd_ops.c).
+#include "ops_internal.h"
 
 #if SAM_GEMM_X86
 #include <immintrin.h>
@@ -61,9 +61,43 @@ __attribute__((target("avx512f"))) static void softmax_rows_avx512(float *x, int
     }
 }
 
-static const SoftmaxVariant avx512_variant = {.name = "avx512", .rows = softmax_rows_avx512};
+// GELU x * Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2: with z = |x| / sqrt 2,
+// Phi = 1 - erfc(z) / 2 for x >= 0 and erfc(z) / 2 for x < 0, so neither
+// tail cancels. erfc(z) = exp(-z^2) t P(t), t = 1 / (1 + z / 2) (coefficients
+// in ops_internal.h). NaN stays NaN; GELU(+inf) = +inf.
+__attribute__((target("avx512f"))) static inline __m512 gelu_avx512_vec(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
+    const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
+    const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(z, half, one));
+    __m512 p = _mm512_set1_ps(SAM_ERFC_P7);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(SAM_ERFC_P6));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(SAM_ERFC_P5));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(SAM_ERFC_P4));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(SAM_ERFC_P3));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(SAM_ERFC_P2));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(SAM_ERFC_P1));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(SAM_ERFC_P0));
+    const __m512 g = exp_avx512(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), z), z));
+    const __m512 half_erfc = _mm512_mul_ps(half, _mm512_mul_ps(_mm512_mul_ps(g, t), p));
+    const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 phi = _mm512_mask_blend_ps(neg, _mm512_sub_ps(one, half_erfc), half_erfc);
+    return _mm512_mul_ps(x, phi);
+}
 
-const SoftmaxVariant *softmax_variant_avx512(void) {
+__attribute__((target("avx512f"))) static void gelu_avx512(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, gelu_avx512_vec(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(x + i, tail, gelu_avx512_vec(_mm512_maskz_loadu_ps(tail, x + i)));
+    }
+}
+
+static const OpsVariant avx512_variant = {
+    .name = "avx512", .softmax_rows = softmax_rows_avx512, .gelu = gelu_avx512,
+};
+
+const OpsVariant *ops_variant_avx512(void) {
     return __builtin_cpu_supports("avx512f") ? &avx512_variant : NULL;
 }
 

@@ -1,12 +1,14 @@
-// AVX2 + FMA softmax over rows: vector max, exp, sum, scale (8 lanes; the
-// ragged tail of each row uses libm expf, as the scalar reference).
-#include "softmax_internal.h"
+// AVX2 + FMA softmax and GELU (8 lanes; ragged tails use the libm-based
+// scalar formulas of the references in ops.c).
+#include "ops_internal.h"
 
 #if SAM_GEMM_X86
 #include <immintrin.h>
 #include <math.h>
 
-// e^x for x <= 0 (softmax), same scheme as softmax_avx512.c: x = n ln2 + r,
+#include "kernels.h"
+
+// e^x for x <= 0 (softmax, GELU), same scheme as softmax_avx512.c: x = n ln2 + r,
 // Taylor degree 7 for e^r, 2^n built in the exponent field. That needs
 // n >= -126, so x is clamped at -87.3 and results for smaller x (true value
 // below 1.2e-38, including -inf) are set to 0. NaN propagates: MAXPS/MINPS
@@ -72,9 +74,39 @@ __attribute__((target("avx2,fma"))) static void softmax_rows_avx2(float *x, int 
     }
 }
 
-static const SoftmaxVariant avx2_variant = {.name = "avx2", .rows = softmax_rows_avx2};
+// GELU as in ops_avx512.c: x * Phi(x) with Phi from erfc(|x| / sqrt 2) =
+// exp(-z^2) t P(t), t = 1 / (1 + z / 2), taken on the side that does not cancel.
+__attribute__((target("avx2,fma"))) static inline __m256 gelu_avx2_vec(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 z = _mm256_mul_ps(_mm256_and_ps(x, abs_mask), _mm256_set1_ps(0.70710678118654752f));
+    const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(z, half, one));
+    __m256 p = _mm256_set1_ps(SAM_ERFC_P7);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P6));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P5));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P4));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P3));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P2));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P1));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P0));
+    const __m256 g = exp_avx2(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), z), z));
+    const __m256 half_erfc = _mm256_mul_ps(half, _mm256_mul_ps(_mm256_mul_ps(g, t), p));
+    const __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+    const __m256 phi = _mm256_blendv_ps(_mm256_sub_ps(one, half_erfc), half_erfc, neg);
+    return _mm256_mul_ps(x, phi);
+}
 
-const SoftmaxVariant *softmax_variant_avx2(void) {
+__attribute__((target("avx2,fma"))) static void gelu_avx2(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu_avx2_vec(_mm256_loadu_ps(x + i)));
+    if (i < n) gelu_inplace_scalar(x + i, n - i);
+}
+
+static const OpsVariant avx2_variant = {
+    .name = "avx2", .softmax_rows = softmax_rows_avx2, .gelu = gelu_avx2,
+};
+
+const OpsVariant *ops_variant_avx2(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &avx2_variant
                                                                             : NULL;
 }
