@@ -8,6 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__unix__) && !defined(__EMSCRIPTEN__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
 #include "common/arena.h"
 #include "common/half.h"
 #include "image/transforms.h"
@@ -108,6 +115,7 @@ int sam_model_load(SamModel **out, const uint8_t *bytes, size_t len, SamError *e
     return 0;
 }
 
+#if !(defined(__unix__) && !defined(__EMSCRIPTEN__))
 static int read_file(const char *path, uint8_t **data, size_t *len, SamError *err) {
     *data = NULL;
     *len = 0;
@@ -137,7 +145,44 @@ static int read_file(const char *path, uint8_t **data, size_t *len, SamError *er
     *len = (size_t)size;
     return 0;
 }
+#endif
 
+#if defined(__unix__) && !defined(__EMSCRIPTEN__)
+// Maps the checkpoint instead of reading it: the weights are widened into
+// the model's own buffer anyway, so the file's pages are touched once and
+// never count twice against memory (ViT-H is 2.5 GB).
+static int map_file(const char *path, const uint8_t **data, size_t *len, SamError *err) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return sam_error(err, "cannot open '%s'", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return sam_error(err, "'%s' is not a regular file", path);
+    }
+    *len = (size_t)st.st_size;
+    if (*len == 0) {
+        close(fd);
+        *data = NULL;
+        return 0;
+    }
+    void *p = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return sam_error(err, "cannot map '%s'", path);
+    *data = p;
+    return 0;
+}
+
+int sam_model_load_file(SamModel **out, const char *path, SamError *err) {
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (map_file(path, &data, &len, err)) return -1;
+    int rc = sam_model_load(out, data ? data : (const uint8_t *)"", len, err);
+    if (data) munmap((void *)data, len);
+    if (rc) sam_error_prefix(err, "%s", path);
+    return rc;
+}
+#else
 int sam_model_load_file(SamModel **out, const char *path, SamError *err) {
     uint8_t *data;
     size_t len;
@@ -148,6 +193,7 @@ int sam_model_load_file(SamModel **out, const char *path, SamError *err) {
     if (rc) sam_error_prefix(err, "%s", path);
     return rc;
 }
+#endif
 
 void sam_model_free(SamModel *m) {
     if (!m) return;

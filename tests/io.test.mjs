@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILD, run, runOk, PYTHON, tmpDir } from './helpers.mjs';
+import { BUILD, ROOT, run, runOk, PYTHON, tmpDir } from './helpers.mjs';
 
 const TEST_IO = path.join(BUILD, 'tests', 'test_io');
 const PTH_DUMP = path.join(BUILD, 'tests', 'pth_dump');
@@ -64,6 +64,14 @@ test('C I/O unit tests pass', () => {
   const r = runOk(TEST_IO, []);
   assert.match(r.stdout, /\n\d+ passed, 0 failed\n?$/);
 });
+
+// Every truncation and corruption case again under the sanitizers.
+const ASAN_TEST_IO = path.join(ROOT, 'build/asan/tests/test_io');
+test('C I/O unit tests pass under address and undefined-behaviour sanitizers',
+  { skip: !fs.existsSync(ASAN_TEST_IO) && 'build/asan missing (./build.sh asan)' }, () => {
+    const r = runOk(ASAN_TEST_IO, []);
+    assert.match(r.stdout, /\n\d+ passed, 0 failed\n?$/);
+  });
 
 test('real torch.save checkpoints', async (t) => {
   const dir = tmpDir('io');

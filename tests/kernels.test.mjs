@@ -4,15 +4,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { BUILD, runOk } from './helpers.mjs';
+import fs from 'node:fs';
+import { BUILD, ROOT, runOk } from './helpers.mjs';
 
 const PROGRAMS = ['test_gemm', 'test_simd_ops', 'test_vit_encoder'];
+// The same programs built with address and undefined-behaviour sanitizers.
+const BUILDS = [['', BUILD], [' [sanitizers]', path.join(ROOT, 'build/asan')]]
+  .filter(([, dir]) => fs.existsSync(path.join(dir, 'tests')));
 
-for (const name of PROGRAMS) {
+for (const [label, dir] of BUILDS) for (const name of PROGRAMS) {
   for (const scalar of ['0', '1']) {
-    test(`${name}${scalar === '1' ? ' (SAM_SCALAR=1)' : ''}`, () => {
+    test(`${name}${scalar === '1' ? ' (SAM_SCALAR=1)' : ''}${label}`, () => {
       const env = { ...process.env, SAM_SCALAR: scalar };
-      const { stdout } = runOk(path.join(BUILD, 'tests', name), [], { env });
+      const { stdout } = runOk(path.join(dir, 'tests', name), [], { env });
       const m = /(\d+) passed, (\d+) failed/.exec(stdout);
       assert.ok(m, `${name}: no summary line\n${stdout}`);
       assert.equal(Number(m[2]), 0, stdout);
