@@ -1,6 +1,6 @@
 // Internal interface between the GEMM dispatcher (gemm.c), the blocked
 // driver (gemm_blocked.c) and the ISA-specific micro-kernels
-// (gemm_avx2.c, gemm_avx512.c; a gemm_wasmsimd.c plugs in the same way).
+// (gemm_avx2.c, gemm_avx512.c, gemm_wasmsimd.c).
 //
 // The driver follows the usual Goto/BLIS scheme: B is packed into panels of
 // nr columns (kc x nr, column j of the panel contiguous per k step), A into
@@ -12,7 +12,7 @@
 // x86 SIMD variants are compiled (with per-function target attributes, so
 // plain `gcc -O3` builds them and the binary still runs on older CPUs) only
 // for native x86 GCC/Clang builds; WASM and other ISAs get scalar (plus, in
-// WASM, a wasmsimd variant when one is added).
+// WASM, the wasmsimd variant).
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__EMSCRIPTEN__)
 #define SAM_GEMM_X86 1
 #else
@@ -57,9 +57,9 @@ void gemm_blocked_nn(const GemmVariant *v, int m, int n, int k, float alpha, con
 const GemmVariant *gemm_variant_avx2(void);
 const GemmVariant *gemm_variant_avx512(void);
 #endif
-// Hook for the WASM build: a gemm_wasmsimd.c compiled with -msimd128 defines
-// this (micro-kernel + blocking, reusing gemm_blocked.c) and the build adds
-// -DSAM_GEMM_WASMSIMD; gemm.c then lists it first.
+// The WASM build (wasm/Makefile: -msimd128 -DSAM_GEMM_WASMSIMD) compiles
+// gemm_wasmsimd.c (micro-kernel + blocking, reusing gemm_blocked.c); gemm.c
+// then lists it first.
 #if defined(__wasm_simd128__) && defined(SAM_GEMM_WASMSIMD)
 const GemmVariant *gemm_variant_wasmsimd(void);
 #endif

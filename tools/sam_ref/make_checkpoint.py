@@ -1,14 +1,22 @@
 """Write a SAM checkpoint with random weights and exactly the official keys, shapes and order.
 
-usage: /usr/bin/python3 tools/sam_ref/make_checkpoint.py --type vit_b|vit_l|vit_h|tiny
+usage: /usr/bin/python3 tools/sam_ref/make_checkpoint.py --type vit_b|vit_l|vit_h|tiny|demo
            [--depth N] [--global-attn 2,5,...] [--window W] [--img-size S] [--embed-dim C]
-           [--heads H] --seed S --out FILE.pth
+           [--heads H] [--patch-size P] [--mlp-dim M] [--prompt-dim D] [--decoder-mlp M]
+           [--mask-in-chans C] [--iou-hidden H] --seed S --out FILE.pth
 
 vit_b / vit_l / vit_h: the official architectures (build_sam.py); --depth N keeps widths and
 heads and then needs --global-attn (block indexes with global attention).
 tiny: a small config of the same architecture for fast tests: img_size 256 (patch 16, grid
 16), embed 96, depth 2, 2 heads (head_dim 48), window 4, global block [1]; the prompt encoder
 and mask decoder are the official ones (prompt dim 256). Every field is overridable.
+demo: the config of the shipped demo model (demo/models/sam_demo.safetensors, trained by
+tools/train/train.py): img_size 256, patch 16 (grid 16, low-res masks 64x64), embed 160,
+depth 6, 5 heads (head_dim 32), mlp 640, window 8, global blocks [2, 5]; prompt/decoder
+width 128 (neck out_chans = prompt dim = transformer dim, IoU head hidden 128), mask_in_chans
+16, decoder MLP 1024, cross-attention internal dim 64 (8 heads of 8).
+--prompt-dim D sets the neck width, the prompt embedding and the decoder width together (and
+the IoU head hidden width, unless --iou-hidden); D / 2 must divide by the 8 decoder heads.
 
 Saved like the official files: torch.save(model.state_dict(), path) (zip format).
 
@@ -43,11 +51,18 @@ from model import OFFICIAL_CONFIGS, LayerNorm2d, SamConfig, build_sam  # noqa: E
 
 TINY = dict(img_size=256, patch_size=16, embed_dim=96, depth=2, num_heads=2, mlp_dim=384,
             window_size=4, global_attn_indexes=[1])
+# The shipped demo model's config (tools/train/train.py trains it; keep the two in sync).
+DEMO = dict(img_size=256, patch_size=16, embed_dim=160, depth=6, num_heads=5, mlp_dim=640,
+            window_size=8, global_attn_indexes=[2, 5], out_chans=128, prompt_embed_dim=128,
+            mask_in_chans=16, decoder_depth=2, decoder_heads=8, decoder_mlp_dim=1024,
+            iou_head_hidden_dim=128)
 
 
 def make_config(args) -> SamConfig:
     if args.type == "tiny":
         base = dict(TINY)
+    elif args.type == "demo":
+        base = dict(DEMO)
     else:
         base = dict(OFFICIAL_CONFIGS[args.type])
     if args.depth is not None and args.depth != base["depth"]:
@@ -65,7 +80,24 @@ def make_config(args) -> SamConfig:
         base["mlp_dim"] = 4 * args.embed_dim
     if args.heads is not None:
         base["num_heads"] = args.heads
+    if args.patch_size is not None:
+        base["patch_size"] = args.patch_size
+    if args.mlp_dim is not None:
+        base["mlp_dim"] = args.mlp_dim
+    if args.prompt_dim is not None:
+        base["prompt_embed_dim"] = base["out_chans"] = args.prompt_dim
+        base["iou_head_hidden_dim"] = args.prompt_dim
+    if args.iou_hidden is not None:
+        base["iou_head_hidden_dim"] = args.iou_hidden
+    if args.decoder_mlp is not None:
+        base["decoder_mlp_dim"] = args.decoder_mlp
+    if args.mask_in_chans is not None:
+        base["mask_in_chans"] = args.mask_in_chans
     cfg = SamConfig(**base)
+    if (cfg.prompt_embed_dim // cfg.attention_downsample_rate) % cfg.decoder_heads or cfg.prompt_embed_dim % 8:
+        sys.exit("--prompt-dim must be a multiple of 16 (8 decoder heads on half the width)")
+    if cfg.mask_in_chans % 4:
+        sys.exit("--mask-in-chans must be a multiple of 4")
     if any(i < 0 or i >= cfg.depth for i in cfg.global_attn_indexes):
         sys.exit(f"--global-attn indexes must be in [0, {cfg.depth})")
     if cfg.embed_dim % cfg.num_heads or cfg.img_size % cfg.patch_size:
@@ -122,13 +154,19 @@ def randomize(model: nn.Module, seed: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--type", required=True, choices=["vit_b", "vit_l", "vit_h", "tiny"])
+    ap.add_argument("--type", required=True, choices=["vit_b", "vit_l", "vit_h", "tiny", "demo"])
     ap.add_argument("--depth", type=int)
     ap.add_argument("--global-attn", help="comma-separated block indexes with global attention")
     ap.add_argument("--window", type=int, help="window size of the windowed blocks")
     ap.add_argument("--img-size", type=int, help="input size (multiple of 16)")
     ap.add_argument("--embed-dim", type=int, help="encoder width (mlp = 4x)")
     ap.add_argument("--heads", type=int, help="encoder heads")
+    ap.add_argument("--patch-size", type=int, help="patch size (img_size must divide by it)")
+    ap.add_argument("--mlp-dim", type=int, help="encoder MLP width (after --embed-dim's 4x)")
+    ap.add_argument("--prompt-dim", type=int, help="neck / prompt / decoder width (official 256)")
+    ap.add_argument("--decoder-mlp", type=int, help="two-way transformer MLP width (official 2048)")
+    ap.add_argument("--mask-in-chans", type=int, help="mask prompt conv width (official 16)")
+    ap.add_argument("--iou-hidden", type=int, help="IoU head hidden width (default: prompt dim)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()

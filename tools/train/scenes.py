@@ -229,7 +229,7 @@ def make_scene(seed: int, width: int = 256, height: int = 256, n_objects=None) -
     rng = np.random.default_rng(seed)
     h, w = height, width
     scale = min(h, w) / 256.0
-    img = _background(rng, h, w)
+    img = _background(rng, h, w).astype(np.float32)
     n = int(rng.integers(2, 9)) if n_objects is None else n_objects
     objs = []  # (kind, [masks])
     for _ in range(n):
@@ -244,27 +244,36 @@ def make_scene(seed: int, width: int = 256, height: int = 256, n_objects=None) -
         whole = _shape_mask(rng, kind, cx, cy, r, h, w)
         if whole.sum() < 12:
             continue
+        # work inside the object's bounding box (textures, parts): a few ms per scene
+        ys, xs = np.nonzero(whole)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        bh, bw = y1 - y0, x1 - x0
+        lw = whole[y0:y1, x0:x1]
+        view = img[y0:y1, x0:x1]
         base = _rand_colour(rng)
-        tex = _texture(rng, h, w, base, rng.uniform(0.1, 0.6))
-        img[whole] = tex[whole]
+        view[lw] = _texture(rng, bh, bw, base, rng.uniform(0.1, 0.6))[lw]
         masks = [whole]
         if kind not in ("thin", "small") and r > 20 * scale and rng.random() < 0.45:
-            part = _part_mask(rng, whole, cx, cy, r, h, w)
-            if part.sum() >= 30 and part.sum() < 0.8 * whole.sum():
+            lp = _part_mask(rng, lw, cx - x0, cy - y0, r, bh, bw)
+            if lp.sum() >= 30 and lp.sum() < 0.8 * lw.sum():
                 pc = _rand_colour(rng, avoid=base)
-                img[part] = _texture(rng, h, w, pc, rng.uniform(0.0, 0.4))[part]
+                view[lp] = _texture(rng, bh, bw, pc, rng.uniform(0.0, 0.4))[lp]
+                part = np.zeros((h, w), bool)
+                part[y0:y1, x0:x1] = lp
                 masks.append(part)
                 if rng.random() < 0.5:
-                    ys, xs = np.nonzero(part)
-                    i = rng.integers(len(ys))
+                    pys, pxs = np.nonzero(lp)
+                    i = rng.integers(len(pys))
                     sr = r * rng.uniform(0.12, 0.25)
-                    sub = _shape_mask(rng, "ellipse", xs[i], ys[i], sr, h, w) & part
-                    if sub.sum() >= 15 and sub.sum() < 0.7 * part.sum():
-                        img[sub] = _rand_colour(rng, avoid=pc)
+                    ls = _shape_mask(rng, "ellipse", pxs[i], pys[i], sr, bh, bw) & lp
+                    if ls.sum() >= 15 and ls.sum() < 0.7 * lp.sum():
+                        view[ls] = _rand_colour(rng, avoid=pc)
+                        sub = np.zeros((h, w), bool)
+                        sub[y0:y1, x0:x1] = ls
                         masks.append(sub)
-        _shade(rng, img, whole, cx, cy, r)
+        _shade(rng, view, lw, cx - x0, cy - y0, r)
         objs.append((kind, masks))
-    img += rng.normal(0, rng.uniform(0, 6), img.shape).astype(np.float32)
+    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(0, 6))
     image = np.clip(img, 0, 255).astype(np.uint8)
 
     # occlusion: later objects cover earlier ones; keep the visible parts

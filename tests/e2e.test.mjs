@@ -1,0 +1,248 @@
+// End-to-end test of the browser demo in real headless Chromium (Debian's `chromium`, driven by
+// playwright-core): starts demo/serve.mjs on a free port, opens the page, waits until the
+// default model is loaded and the sample image is embedded in the browser (WASM), clicks on an
+// object, and checks on the canvas that the overlay covers the object and not the far corners,
+// the 3 candidates with scores, undo / redo, the PNG and COCO RLE exports (downloads), and that
+// every request stayed on the page's own origin. Screenshots: build/test-output/e2e*.png.
+//
+// Environment (development):
+//   SAM_E2E_MODEL=FILE  serve FILE as the demo model (default demo/models/sam_demo.safetensors)
+//   SAM_E2E_IMAGE=FILE  serve FILE as the sample image (default demo/sample.png)
+//   SAM_E2E_LOOSE=1     random-weight model: skip the checks that need a trained model
+//                       (overlay covers the clicked object), keep the mechanics
+//   SAM_E2E_CLICK=X,Y   a point on an object of the image (default: known for demo/sample.png,
+//                       else found by colour regions)
+//   CHROMIUM=PATH       browser binary (default /usr/bin/chromium)
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'node:test';
+import { ROOT } from './helpers.mjs';
+import { findObject, measureOverlay } from './e2e_page.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const MODEL = path.resolve(ROOT, process.env.SAM_E2E_MODEL || 'demo/models/sam_demo.safetensors');
+const IMAGE = path.resolve(ROOT, process.env.SAM_E2E_IMAGE || 'demo/sample.png');
+const LOOSE = process.env.SAM_E2E_LOOSE === '1';
+const OUT = path.join(ROOT, 'build', 'test-output');
+// Objects of the default sample (by the image's SHA-256; tools/train/scenes.py made it): a click
+// point inside one object, away from its edges.
+const KNOWN_OBJECTS = {};
+function clickHint() {
+  if (process.env.SAM_E2E_CLICK) return process.env.SAM_E2E_CLICK.split(',').map(Number);
+  const hash = crypto.createHash('sha256').update(fs.readFileSync(IMAGE)).digest('hex');
+  return KNOWN_OBJECTS[hash] ?? null;
+}
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'];
+
+// Starts `node demo/serve.mjs` on a free port; resolves {url, stop}.
+function startServer({ model = MODEL } = {}) {
+  const child = spawn(process.execPath, [path.join(ROOT, 'demo/serve.mjs')], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', SAM_DEMO_MODEL: model, SAM_DEMO_IMAGE: IMAGE },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 15000);
+    const onData = (d) => {
+      log += d;
+      const m = /http:\/\/localhost:(\d+)\//.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: `http://localhost:${m[1]}/`, stop: () => child.kill(), log: () => log });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (d) => (log += d));
+    child.on('exit', (code) => reject(new Error(`server exited ${code}:\n${log}`)));
+  });
+}
+
+function pngSize(bytes) {
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  assert.deepEqual([...bytes.subarray(0, 8)], sig, 'not a PNG');
+  assert.equal(bytes.toString('latin1', 12, 16), 'IHDR');
+  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
+}
+
+async function download(page, selector) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  const file = await dl.path();
+  return { name: dl.suggestedFilename(), bytes: fs.readFileSync(file) };
+}
+
+function checkPrerequisites() {
+  for (const [what, file, fix] of [
+    ['Chromium', CHROMIUM, 'apt-get install -y chromium'],
+    ['the WASM build', path.join(ROOT, 'build/wasm/sam_wasm.wasm'), './build.sh wasm'],
+    ['the JS library', path.join(ROOT, 'web/sam.js'), 'web/sam.js is part of the repository'],
+    ['the demo model', MODEL, 'demo/models/sam_demo.safetensors is part of the repository (or set SAM_E2E_MODEL)'],
+    ['the sample image', IMAGE, 'demo/sample.png is part of the repository (or set SAM_E2E_IMAGE)'],
+  ]) {
+    assert.ok(fs.existsSync(file), `${what} is missing (${file}): ${fix}`);
+  }
+}
+
+test('browser demo: load, embed, click, candidates, undo, export, same-origin only', { timeout: 600_000 }, async (t) => {
+  checkPrerequisites();
+  const { chromium } = await import('playwright-core');
+  fs.mkdirSync(OUT, { recursive: true });
+  const server = await startServer();
+  t.after(() => server.stop());
+  const origin = new URL(server.url).origin;
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sam-e2e-chromium-'));
+  t.after(() => fs.rmSync(profile, { recursive: true, force: true }));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ARGS,
+    viewport: { width: 1280, height: 860 },
+    acceptDownloads: true,
+  });
+  t.after(() => context.close());
+
+  const requests = [];
+  const problems = [];
+  context.on('request', (r) => requests.push(r.url()));
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
+
+  // 1. Open the page; the default model and the sample load, the embedding is computed here.
+  const t0 = Date.now();
+  await page.goto(server.url);
+  await page.waitForFunction(() => ['ready', 'error', 'needs-model'].includes(document.body.dataset.state),
+    null, { timeout: 300_000, polling: 200 });
+  const status = await page.textContent('#status');
+  assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready',
+    `page not ready: ${status}\n${problems.join('\n')}\nserver: ${server.log()}`);
+  t.diagnostic(`ready after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${status}`);
+  assert.match(await page.textContent('#model-info'), /sam_demo\.safetensors/);
+
+  // 2. Pick an object of the sample image (a distinct region away from the border) and click it.
+  const obj = await page.evaluate(findObject, ['/demo/sample.png', clickHint()]);
+  t.diagnostic(`object: click (${obj.x}, ${obj.y}), area ${obj.area}, bbox ${obj.bbox}`);
+  const box = await page.locator('#prompt-layer').boundingBox();
+  const px = box.x + ((obj.x + 0.5) / obj.width) * box.width;
+  const py = box.y + ((obj.y + 0.5) / obj.height) * box.height;
+  await page.mouse.move(px - 3, py - 3);
+  await page.mouse.move(px, py, { steps: 3 });
+  // Hovering previews the mask under the pointer before any click.
+  await page.waitForFunction(() => Number(document.body.dataset.previews) > 0, null, { timeout: 30_000 });
+  const hover = await page.evaluate(measureOverlay);
+  t.diagnostic(`hover preview: object core covered ${(100 * hover.coreCovered).toFixed(1)}%`);
+  if (!LOOSE) assert.ok(hover.total > 0, 'the hover preview is empty');
+  await page.mouse.down();
+  await page.mouse.up();
+
+  // 3. Three candidates with scores are listed, one selected.
+  await page.waitForFunction(() => document.querySelectorAll('#candidates .candidate').length === 3,
+    null, { timeout: 60_000 });
+  const cands = await page.$$eval('#candidates .candidate', (bs) =>
+    bs.map((b) => ({ text: b.textContent, selected: b.classList.contains('selected') })));
+  for (const c of cands) assert.match(c.text, /score -?\d+\.\d{3}/);
+  assert.equal(cands.filter((c) => c.selected).length, 1);
+
+  // 4. On the canvas: the overlay covers the clicked object and not the far corners.
+  const ov = await page.evaluate(measureOverlay);
+  t.diagnostic(`overlay: object core covered ${(100 * ov.coreCovered).toFixed(1)}%, ` +
+    `image covered ${(100 * ov.total).toFixed(1)}%, far corners covered ${ov.farCorners.map((v) => v.toFixed(2))}`);
+  await page.screenshot({ path: path.join(OUT, 'e2e.png') });
+  assert.ok(ov.total > 0 || LOOSE, 'the overlay is empty after a click');
+  if (!LOOSE) {
+    assert.ok(ov.coreCovered >= 0.9, `overlay covers only ${(100 * ov.coreCovered).toFixed(1)}% of the clicked object`);
+    assert.ok(ov.farCorners.length > 0, 'no far corner to check');
+    for (const v of ov.farCorners) assert.ok(v <= 0.02, `overlay covers a far corner (${(100 * v).toFixed(1)}%)`);
+    assert.ok(ov.total < 0.6, `overlay covers ${(100 * ov.total).toFixed(1)}% of the image`);
+  }
+  assert.ok(ov.markers > 0, 'no point marker drawn');
+
+  // 5. Export: mask PNG at the image size, cut-out PNG (RGBA), COCO RLE JSON.
+  const png = await download(page, '#btn-export-png');
+  assert.deepEqual(pngSize(png.bytes), { width: obj.width, height: obj.height });
+  assert.match(png.name, /\.png$/);
+  const cut = await download(page, '#btn-export-cutout');
+  assert.deepEqual(pngSize(cut.bytes), { width: obj.width, height: obj.height });
+  assert.equal(cut.bytes[25], 6, 'cut-out PNG is not RGBA');
+  const rle = JSON.parse((await download(page, '#btn-export-rle')).bytes.toString('utf8'));
+  assert.deepEqual(rle.segmentation.size, [obj.height, obj.width]);
+  assert.equal(typeof rle.segmentation.counts, 'string');
+  assert.deepEqual(rle.point_coords.length, 1);
+
+  // 6. Undo (Ctrl+Z) removes the point and the mask; redo (Ctrl+Shift+Z) brings them back.
+  await page.keyboard.press('Control+z');
+  await page.waitForFunction(() => document.querySelectorAll('#candidates .candidate').length === 0);
+  const afterUndo = await page.evaluate(measureOverlay);
+  assert.equal(afterUndo.markers, 0, 'undo left a point marker');
+  assert.equal(afterUndo.total, 0, 'undo left a mask');
+  await page.keyboard.press('Control+Shift+z');
+  await page.waitForFunction(() => document.querySelectorAll('#candidates .candidate').length === 3);
+  assert.ok((await page.evaluate(measureOverlay)).markers > 0, 'redo did not restore the point');
+
+  // 7. Phone-sized layout with the mask shown, then Esc clears.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: path.join(OUT, 'e2e-phone.png'), fullPage: true });
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.querySelectorAll('#candidates .candidate').length === 0);
+  assert.equal((await page.evaluate(measureOverlay)).total, 0, 'Esc did not clear the mask');
+
+  // 8. Privacy: every request went to the page's own origin (or blob:/data: URLs it made).
+  const foreign = requests.filter((u) => !u.startsWith(origin + '/') && !/^(blob|data):/.test(u));
+  assert.deepEqual(foreign, [], 'requests outside the page origin');
+  assert.ok(requests.some((u) => u.endsWith('.wasm')), 'the page did not load the WASM module');
+  assert.deepEqual(problems.filter((p) => !/favicon/.test(p)), [], 'errors in the page');
+});
+
+test('<sam-segmenter> custom element: ready, click, mask event', { timeout: 300_000 }, async (t) => {
+  checkPrerequisites();
+  const { chromium } = await import('playwright-core');
+  const server = await startServer();
+  t.after(() => server.stop());
+  const origin = new URL(server.url).origin;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 900, height: 800 } });
+  const requests = [];
+  const problems = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  await page.goto(new URL('/demo/element.html', server.url).href);
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready', await page.textContent('#log'));
+  assert.ok(await page.evaluate(() => !!document.getElementById('seg').predictor?.modelInfo), '.predictor is not exposed');
+  const obj = await page.evaluate(findObject, ['/demo/sample.png', clickHint()]);
+  const box = await page.locator('#seg').boundingBox();
+  await page.mouse.click(box.x + ((obj.x + 0.5) / obj.width) * box.width, box.y + ((obj.y + 0.5) / obj.height) * box.height);
+  await page.waitForFunction(() => document.body.dataset.masks === '1', null, { timeout: 60_000 });
+  assert.match(await page.textContent('#log'), /Mask: \d+ of \d+ pixels, score -?\d/);
+  await page.screenshot({ path: path.join(OUT, 'e2e-element.png') });
+  const foreign = requests.filter((u) => !u.startsWith(origin + '/') && !/^(blob|data):/.test(u));
+  assert.deepEqual(foreign, [], 'requests outside the page origin');
+  assert.deepEqual(problems, []);
+});
+
+test('demo without its model asks for one and says where the official ones are', { timeout: 120_000 }, async (t) => {
+  assert.ok(fs.existsSync(CHROMIUM), `Chromium is missing (${CHROMIUM}): apt-get install -y chromium`);
+  const { chromium } = await import('playwright-core');
+  const server = await startServer({ model: path.join(os.tmpdir(), 'sam-e2e-no-such-model.safetensors') });
+  t.after(() => server.stop());
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1024, height: 768 } });
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto(server.url);
+  await page.waitForFunction(() => document.body.dataset.state === 'needs-model', null, { timeout: 60_000 });
+  assert.ok(await page.isVisible('#needs-model'));
+  const links = await page.$$eval('#needs-model a', (as) => as.map((a) => a.href));
+  assert.ok(links.includes('https://github.com/facebookresearch/segment-anything#model-checkpoints'), String(links));
+  assert.match(await page.textContent('#needs-model'), /\.pth/);
+  const origin = new URL(server.url).origin;
+  assert.deepEqual(requests.filter((u) => !u.startsWith(origin + '/') && !/^(blob|data):/.test(u)), []);
+});
