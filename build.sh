@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(gcc make libstb-dev)
 WASM_PACKAGES=(make emscripten)
-TEST_PACKAGES=(python3-torch python3-torchvision python3-pil python3-numpy libopenblas0)
+TEST_PACKAGES=(python3-torch python3-torchvision python3-pil python3-numpy libopenblas0 chromium)
 target="${1:-native}"
 wanted=("${BUILD_PACKAGES[@]}")
 [ "$target" = test-deps ] && wanted=("${TEST_PACKAGES[@]}")

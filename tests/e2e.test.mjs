@@ -30,7 +30,10 @@ const LOOSE = process.env.SAM_E2E_LOOSE === '1';
 const OUT = path.join(ROOT, 'build', 'test-output');
 // Objects of the default sample (by the image's SHA-256; tools/train/scenes.py made it): a click
 // point inside one object, away from its edges.
-const KNOWN_OBJECTS = {};
+const KNOWN_OBJECTS = {
+  // demo/sample.png (scenes.py seed 1000900000, 640x480): the light-blue blob, bottom middle
+  '5e60308703779975f18bd2ab36192421bc95de14ebf130f814057039f4432ceb': [430, 370],
+};
 function clickHint() {
   if (process.env.SAM_E2E_CLICK) return process.env.SAM_E2E_CLICK.split(',').map(Number);
   const hash = crypto.createHash('sha256').update(fs.readFileSync(IMAGE)).digest('hex');

@@ -41,6 +41,10 @@ import sys
 import time
 from pathlib import Path
 
+# Sleeping (not spinning) OpenMP workers: on a shared 2-core machine spinning threads made
+# steps up to 20x slower whenever another process ran. Must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -48,7 +52,10 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "sam_ref"))
 sys.path.insert(0, str(HERE))
-from model import PIXEL_MEAN, PIXEL_STD, SamConfig, build_sam, config_from_state_dict  # noqa: E402
+from model import (PIXEL_MEAN, PIXEL_STD, DecoderAttention, SamConfig, build_sam,  # noqa: E402
+                   config_from_state_dict)
+
+QK_GAIN = 1.5
 import scenes  # noqa: E402
 
 from make_checkpoint import DEMO as DEMO_CONFIG  # noqa: E402  the shipped demo model's config
@@ -550,7 +557,7 @@ def main():
         tot = total_steps or 0
         el = time.time() - t0
         eta = (tot - step) * el / step if tot else budget - el
-        bar_n = int(30 * step / tot) if tot else min(30, int(30 * el / max(budget, 1)))
+        bar_n = int(30 * step / tot) if tot else min(30, int(30 * (elapsed0 + el) / (args.minutes * 60)))
         print(f"\r[{'#' * bar_n}{'.' * (30 - bar_n)}] {step}/{tot or '?'} loss {lv:.3f} (ema {ema:.3f}) "
               f"iou1 {st['iou_first']:.2f} iouN {st['iou_last']:.2f} r{n_rounds} lr {lr:.2e} "
               f"{dt:.2f}s/it ETA {fmt_time(eta)}   ", end="", file=sys.stderr, flush=True)
@@ -619,6 +626,15 @@ def _init_weights(sam):
     for m in sam.prompt_encoder.mask_downscaling.modules():
         if isinstance(m, nn.Conv2d):
             m.reset_parameters()
+    # Decoder attention: q_proj and k_proj start equal (N(0, qk_gain^2 / dim)), so q.k starts
+    # as a scaled dot product of the inputs: the point PE . image PE kernel (a bump around the
+    # point) is there from step 0 instead of being learnt from two independent projections.
+    # From scratch this shortens the initial plateau (all masks empty) a lot.
+    for m in sam.mask_decoder.modules():
+        if isinstance(m, DecoderAttention):
+            with torch.no_grad():
+                nn.init.normal_(m.q_proj.weight, std=QK_GAIN / m.embedding_dim ** 0.5)
+                m.k_proj.weight.copy_(m.q_proj.weight)
 
 
 if __name__ == "__main__":
