@@ -12,10 +12,11 @@ import { python, ROOT, SAM, tmpDir } from './helpers.mjs';
 const MODEL = path.join(ROOT, 'demo/models/sam_demo.safetensors');
 
 // Measured on these 30 scenes at ship time (see demo/models/README.md):
-//   FLOORS_MEASURED
+//   142 objects: 1 click top-scored 0.457, best of 3 0.544, box 0.599, 3 clicks 0.527,
+//   5 clicks 0.565 (200 scenes: 0.455 / 0.533 / 0.571 / 0.523 / 0.556).
 // Floors: a few points below, so a change in the runtime (or a retrained model) that loses
 // quality fails here while float noise does not.
-const FLOORS = FLOORS_VALUES;
+const FLOORS = { click1_top: 0.40, click1_best3: 0.49, box: 0.54, click3: 0.47, click5: 0.51 };
 
 test('demo model quality on 30 held-out scenes (through the CLI)', { timeout: 300_000 }, () => {
   assert.ok(fs.existsSync(MODEL), `${MODEL} is missing`);
