@@ -21,6 +21,7 @@ int sam_error_prefix(SamError *err, const char *fmt, ...) {
     va_end(ap);
     char old[SAM_ERROR_LEN];
     memcpy(old, err->message, sizeof old);
-    snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+    // Both parts are bounded so the combined message truncates, never overflows.
+    snprintf(err->message, sizeof err->message, "%.200s: %.300s", prefix, old);
     return -1;
 }
