@@ -30,6 +30,11 @@ struct SamModel {
     size_t weight_floats;
     float *dense_pe;      // (D, G, G), the same for every image and prompt
     Arena decode_arena;   // prompt encoder, decoder and post-processing
+    // Full-size logits and resampling scratch: they depend on the image size,
+    // so they grow to the largest image seen instead of being allocated per
+    // prompt.
+    float *post_buffer;
+    size_t post_capacity;
     char type[32];
     char id[160];
 };
@@ -199,6 +204,7 @@ void sam_model_free(SamModel *m) {
     if (!m) return;
     free(m->weight_buffer);
     free(m->dense_pe);
+    free(m->post_buffer);
     arena_free(&m->decode_arena);
     free(m);
 }
@@ -471,11 +477,17 @@ int sam_predict(SamModel *m, const SamImage *img, const SamPrompt *p, SamMasks *
     out->low_res = lr;
     out->low_res_logits = malloc(sizeof(float) * (size_t)count * lr * lr);
     out->masks = malloc((size_t)count * hw);
-    float *logits = malloc(sizeof(float) * hw);
-    float *post = malloc(sizeof(float) * postprocess_scratch_floats(lr, c->img_size, img->height, img->width));
-    if (!out->low_res_logits || !out->masks || !logits || !post) {
-        free(logits);
-        free(post);
+    const size_t post_floats = hw + postprocess_scratch_floats(lr, c->img_size, img->height, img->width);
+    if (post_floats > m->post_capacity) {
+        float *grown = realloc(m->post_buffer, sizeof(float) * post_floats);
+        if (grown) {
+            m->post_buffer = grown;
+            m->post_capacity = post_floats;
+        }
+    }
+    float *logits = m->post_capacity >= post_floats ? m->post_buffer : NULL;
+    float *post = logits ? logits + hw : NULL;
+    if (!out->low_res_logits || !out->masks || !logits) {
         sam_masks_free(out);
         return sam_error(err, "out of memory for %d masks of %dx%d", count, img->width, img->height);
     }
@@ -494,8 +506,6 @@ int sam_predict(SamModel *m, const SamImage *img, const SamPrompt *p, SamMasks *
         const float stability = stability_score(logits, hw, 0.0f, 1.0f);
         out->stability[k] = stability == stability ? stability : 0.0f;
     }
-    free(logits);
-    free(post);
     return 0;
 }
 

@@ -405,12 +405,6 @@ void postprocess_logits_torch(float *out, const float *low_res, int lr, int inpu
                    channels == 1 && resized_w == input_size, tables);
 }
 
-void postprocess_logits(float *out, const float *low_res, int lr, int input_size, int resized_h,
-                        int resized_w, int h, int w, float *scratch) {
-    // The multimask / automatic-mask-generator case (3 channels): NCHW kernel.
-    postprocess_logits_torch(out, low_res, lr, input_size, resized_h, resized_w, h, w, 3, scratch);
-}
-
 float stability_score(const float *logits, size_t n, float threshold, float offset) {
     // amg.calculate_stability_score: masks > (threshold + offset) with the
     // Python sum in double, cast to float32 by the tensor comparison; the

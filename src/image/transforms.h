@@ -34,7 +34,7 @@ void normalize_pad_image(float *out, const uint8_t *rgb, int h, int w, int size)
 void transform_coords(float *xy_out, const float *xy_in, int n, int old_h, int old_w, int new_h,
                       int new_w);
 
-// Floats of scratch postprocess_logits needs.
+// Floats of scratch postprocess_logits_torch needs.
 size_t postprocess_scratch_floats(int low_res, int input_size, int h, int w);
 // Sam.postprocess_masks for one mask: low_res (lr, lr) logits -> bilinear
 // (align_corners=False) to (input_size, input_size) -> crop (resized_h,
@@ -46,10 +46,6 @@ size_t postprocess_scratch_floats(int low_res, int input_size, int h, int w);
 void postprocess_logits_torch(float *out, const float *low_res, int lr, int input_size,
                               int resized_h, int resized_w, int h, int w, int channels,
                               float *scratch);
-// postprocess_logits_torch with channels = 3.
-void postprocess_logits(float *out, const float *low_res, int lr, int input_size, int resized_h,
-                        int resized_w, int h, int w, float *scratch);
-
 // Stability score as the automatic mask generator computes it on logits:
 // count(logit > threshold + offset) / count(logit > threshold - offset) in
 // float32. NaN when the denominator is 0, as the official 0 / 0.
