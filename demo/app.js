@@ -312,7 +312,8 @@ function scheduleHover() {
     if (!h || !S.ready || current().prompts.length || S.drag || !$('opt-hover').checked) return;
     const view = S.view;
     try {
-      const r = await S.sam.predict({ points: [[h.x, h.y, 1]], multimask: true }, { latest: true });
+      // Only the best candidate is drawn while hovering: skip the others' upsampling.
+      const r = await S.sam.predict({ points: [[h.x, h.y, 1]], multimask: true }, { latest: true, output: 'best' });
       if (!r || view !== S.view || !S.hover || current().prompts.length) return;
       S.hoverResult = r;
       renderMask();

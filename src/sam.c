@@ -28,7 +28,7 @@ struct SamModel {
     SamWeights weights;
     float *weight_buffer;
     size_t weight_floats;
-    float *dense_pe;      // (D, G, G), the same for every image and prompt
+    MaskDecoderPlan decoder_plan;  // derived once from the weights (mask_decoder.h)
     Arena decode_arena;   // prompt encoder, decoder and post-processing
     // Full-size logits and resampling scratch: they depend on the image size,
     // so they grow to the largest image seen instead of being allocated per
@@ -43,6 +43,9 @@ struct SamImage {
     int height, width;                // original image
     int input_height, input_width;    // after ResizeLongestSide
     float *embedding;                 // (D, G, G)
+    // Shared by every prompt without a mask input (mask_decoder.h).
+    float *decoder_buffer;
+    DecoderImageState decoder_state;
     char model_id[160];
 };
 
@@ -85,9 +88,12 @@ static int load_table(SamModel *m, const TensorTable *table, SamError *err) {
     if (sam_weights_bind(&m->weights, &m->weight_buffer, &m->weight_floats, &m->cfg, table, err))
         return -1;
     const SamConfig *c = &m->cfg;
-    m->dense_pe = malloc(sizeof(float) * (size_t)c->prompt_dim * c->grid * c->grid);
-    if (!m->dense_pe) return sam_error(err, "out of memory");
-    prompt_dense_pe(m->dense_pe, &m->weights.prompt, c);
+    float *dense_pe = malloc(sizeof(float) * (size_t)c->prompt_dim * c->grid * c->grid);
+    if (!dense_pe) return sam_error(err, "out of memory");
+    prompt_dense_pe(dense_pe, &m->weights.prompt, c);
+    const int rc = mask_decoder_plan_init(&m->decoder_plan, dense_pe, &m->weights.decoder, c);
+    free(dense_pe);
+    if (rc) return sam_error(err, "out of memory");
     if (arena_init(&m->decode_arena, decode_scratch_floats(c) * sizeof(float)))
         return sam_error(err, "out of memory allocating the decoder's scratch");
     compute_model_id(m);
@@ -203,7 +209,7 @@ int sam_model_load_file(SamModel **out, const char *path, SamError *err) {
 void sam_model_free(SamModel *m) {
     if (!m) return;
     free(m->weight_buffer);
-    free(m->dense_pe);
+    mask_decoder_plan_free(&m->decoder_plan);
     free(m->post_buffer);
     arena_free(&m->decode_arena);
     free(m);
@@ -261,6 +267,23 @@ static SamImage *image_new(const SamModel *m, int height, int width) {
     return img;
 }
 
+// The per-image decoder state (mask_decoder_prepare_image), computed once
+// when the embedding is set instead of in every prompt.
+static int image_prepare_decoder(SamModel *m, SamImage *img, SamError *err) {
+    const SamConfig *c = &m->cfg;
+    img->decoder_buffer = malloc(sizeof(float) * mask_decoder_image_state_floats(c));
+    if (!img->decoder_buffer) return sam_error(err, "out of memory for the decoder's image state");
+    Arena *arena = &m->decode_arena;
+    arena_reset(arena, 0);
+    float *scratch = arena_floats(arena, mask_decoder_prepare_scratch_floats(c));
+    if (!scratch) return sam_error(err, "decoder scratch exhausted");
+    mask_decoder_prepare_image(&img->decoder_state, img->decoder_buffer, img->embedding,
+                               m->weights.prompt.no_mask_embed, &m->decoder_plan,
+                               &m->weights.decoder, c, scratch);
+    arena_reset(arena, 0);
+    return 0;
+}
+
 int sam_image_encode(SamModel *m, const uint8_t *rgb, int width, int height,
                      SamProgressFn progress, void *progress_user, SamImage **out, SamError *err) {
     *out = NULL;
@@ -293,6 +316,7 @@ int sam_image_encode(SamModel *m, const uint8_t *rgb, int width, int height,
     int rc = vit_encoder_forward(img->embedding, input, &m->weights.vit, c, &arena, progress,
                                  progress_user, err);
     arena_free(&arena);
+    if (!rc) rc = image_prepare_decoder(m, img, err);
     if (rc) {
         sam_image_free(img);
         return -1;
@@ -363,6 +387,7 @@ int sam_image_load_embedding(SamModel *m, const uint8_t *bytes, size_t len, SamI
             goto done;
         }
     }
+    if (image_prepare_decoder(m, img, err)) goto done;
     *out = img;
     img = NULL;
     rc = 0;
@@ -404,6 +429,7 @@ const float *sam_image_embedding(const SamImage *img) { return img->embedding; }
 void sam_image_free(SamImage *img) {
     if (!img) return;
     free(img->embedding);
+    free(img->decoder_buffer);
     free(img);
 }
 
@@ -455,29 +481,49 @@ int sam_predict(SamModel *m, const SamImage *img, const SamPrompt *p, SamMasks *
                      img->input_width);
     if (p->box) transform_coords(box, p->box, 2, img->height, img->width, img->input_height, img->input_width);
 
-    const int n_sparse = prompt_sparse_count(p->n_points, p->box != NULL);
-    float *sparse = arena_floats(arena, (size_t)n_sparse * D);
-    float *dense = arena_floats(arena, (size_t)D * G * G);
-    float *all_masks = arena_floats(arena, (size_t)c->num_mask_tokens * lr * lr);
-    float *all_iou = arena_floats(arena, (size_t)c->num_mask_tokens);
-    if (!sparse || !dense || !all_masks || !all_iou) return sam_error(err, "decoder scratch exhausted");
-    prompt_encode_sparse(sparse, coords, p->labels, p->n_points, p->box ? box : NULL, &m->weights.prompt, c);
-    if (prompt_encode_dense(dense, p->mask_input, &m->weights.prompt, c, arena, err)) return -1;
-    if (mask_decoder_forward(all_masks, all_iou, img->embedding, m->dense_pe, dense, sparse, n_sparse,
-                             &m->weights.decoder, c, arena, err))
-        return -1;
-
     // MaskDecoder.forward: tokens 1.. for multimask output, token 0 otherwise.
     const int first = p->multimask ? 1 : 0;
     const int count = p->multimask ? c->num_mask_tokens - 1 : 1;
+    const int n_sparse = prompt_sparse_count(p->n_points, p->box != NULL);
+    float *sparse = arena_floats(arena, (size_t)n_sparse * D);
+    float *masks_low = arena_floats(arena, (size_t)count * lr * lr);
+    float *all_iou = arena_floats(arena, (size_t)c->num_mask_tokens);
+    if (!sparse || !masks_low || !all_iou) return sam_error(err, "decoder scratch exhausted");
+    prompt_encode_sparse(sparse, coords, p->labels, p->n_points, p->box ? box : NULL, &m->weights.prompt, c);
+    // Without a mask input the dense prompt is the no-mask embedding, which
+    // the image's decoder state already holds.
+    float *dense = NULL;
+    if (p->mask_input) {
+        dense = arena_floats(arena, (size_t)D * G * G);
+        if (!dense) return sam_error(err, "decoder scratch exhausted");
+        if (prompt_encode_dense(dense, p->mask_input, &m->weights.prompt, c, arena, err)) return -1;
+    }
+    if (mask_decoder_forward(masks_low, all_iou, img->embedding, dense,
+                             dense ? NULL : &img->decoder_state, &m->decoder_plan, sparse,
+                             n_sparse, first, count, DECODER_PATH_FAST, &m->weights.decoder, c,
+                             arena, err))
+        return -1;
+
     const size_t hw = (size_t)img->height * img->width;
     out->count = count;
     out->width = img->width;
     out->height = img->height;
     out->low_res = lr;
     out->low_res_logits = malloc(sizeof(float) * (size_t)count * lr * lr);
-    out->masks = malloc((size_t)count * hw);
-    const size_t post_floats = hw + postprocess_scratch_floats(lr, c->img_size, img->height, img->width);
+    if (!out->low_res_logits) return sam_error(err, "out of memory for %d low-res masks", count);
+    memcpy(out->low_res_logits, masks_low, sizeof(float) * (size_t)count * lr * lr);
+    int best = 0;
+    for (int k = 0; k < count; k++) {
+        out->scores[k] = all_iou[first + k];
+        out->stability[k] = NAN;
+        if (out->scores[k] > out->scores[best]) best = k;
+    }
+    if (p->output == SAM_OUTPUT_LOW_RES) return 0;
+    out->mask_count = p->output == SAM_OUTPUT_BEST ? 1 : count;
+    for (int j = 0; j < out->mask_count; j++) out->mask_index[j] = p->output == SAM_OUTPUT_BEST ? best : j;
+
+    out->masks = malloc((size_t)out->mask_count * hw);
+    const size_t post_floats = postprocess_mask_scratch_floats(lr, c->img_size, img->height, img->width);
     if (post_floats > m->post_capacity) {
         float *grown = realloc(m->post_buffer, sizeof(float) * post_floats);
         if (grown) {
@@ -485,26 +531,24 @@ int sam_predict(SamModel *m, const SamImage *img, const SamPrompt *p, SamMasks *
             m->post_capacity = post_floats;
         }
     }
-    float *logits = m->post_capacity >= post_floats ? m->post_buffer : NULL;
-    float *post = logits ? logits + hw : NULL;
-    if (!out->low_res_logits || !out->masks || !logits) {
+    if (!out->masks || m->post_capacity < post_floats) {
         sam_masks_free(out);
         return sam_error(err, "out of memory for %d masks of %dx%d", count, img->width, img->height);
     }
-    for (int k = 0; k < count; k++) {
-        const float *low = all_masks + (size_t)(first + k) * lr * lr;
-        memcpy(out->low_res_logits + (size_t)k * lr * lr, low, sizeof(float) * (size_t)lr * lr);
-        out->scores[k] = all_iou[first + k];
+    // amg.calculate_stability_score with threshold 0 (mask_threshold) and
+    // offset 1: #(logits > 1) / #(logits > -1).
+    const float hi = 1.0f, lo = -1.0f;
+    for (int j = 0; j < out->mask_count; j++) {
+        const int k = out->mask_index[j];
+        size_t above_hi, above_lo;
         // The official code upsamples all `count` masks as one tensor, and
         // torch's rounding depends on that channel count.
-        postprocess_logits_torch(logits, low, lr, c->img_size, img->input_height, img->input_width,
-                                 img->height, img->width, count, post);
-        uint8_t *mask = out->masks + (size_t)k * hw;
-        for (size_t i = 0; i < hw; i++) mask[i] = logits[i] > 0.0f;
+        postprocess_mask_torch(out->masks + (size_t)j * hw, &above_hi, &above_lo, hi, lo,
+                               masks_low + (size_t)k * lr * lr, lr, c->img_size, img->input_height,
+                               img->input_width, img->height, img->width, count, m->post_buffer);
         // 0/0 (no logit above -1) is NaN officially; 0 filters the same way
         // (NaN >= threshold is false) and keeps the value printable as JSON.
-        const float stability = stability_score(logits, hw, 0.0f, 1.0f);
-        out->stability[k] = stability == stability ? stability : 0.0f;
+        out->stability[k] = above_lo ? (float)above_hi / (float)above_lo : 0.0f;
     }
     return 0;
 }

@@ -74,6 +74,14 @@ void sam_image_size(const SamImage *image, int *height, int *width);
 const float *sam_image_embedding(const SamImage *image);  // (D, G, G)
 void sam_image_free(SamImage *image);
 
+// Full-size masks cost more than the decoder itself on large images: ask only
+// for what is drawn. Low-res logits and scores always come back.
+typedef enum SamOutput {
+    SAM_OUTPUT_ALL = 0,      // every candidate mask at the original size
+    SAM_OUTPUT_BEST = 1,     // only the candidate with the highest predicted IoU
+    SAM_OUTPUT_LOW_RES = 2,  // no full-size mask (e.g. while following the mouse)
+} SamOutput;
+
 typedef struct SamPrompt {
     const float *points;      // (n_points, 2) x, y in original image pixels
     const int *labels;        // (n_points): 1 foreground, 0 background
@@ -81,6 +89,7 @@ typedef struct SamPrompt {
     const float *box;         // x0, y0, x1, y1 in original pixels, or NULL
     const float *mask_input;  // (4G, 4G) low-res logits of an earlier prediction, or NULL
     int multimask;            // 1: the 3 ambiguity masks; 0: the single mask token
+    SamOutput output;         // which masks to bring to the original size (default: all)
 } SamPrompt;
 
 typedef struct SamMasks {
@@ -88,9 +97,13 @@ typedef struct SamMasks {
     int width, height;         // original image size
     int low_res;               // 4G (256 for official models)
     float scores[SAM_MAX_MASKS];     // predicted IoU (no sigmoid, as official)
-    float stability[SAM_MAX_MASKS];  // stability score of the logits, offset 1
+    // Stability score of the full-size logits, offset 1; NaN for a candidate
+    // not brought to the original size (SamPrompt.output).
+    float stability[SAM_MAX_MASKS];
     float *low_res_logits;     // (count, low_res, low_res)
-    uint8_t *masks;            // (count, height, width), 0 or 1 (logit > 0)
+    int mask_count;            // full-size masks: count, 1 (best) or 0 (low-res only)
+    int mask_index[SAM_MAX_MASKS];  // candidate of each full-size mask
+    uint8_t *masks;            // (mask_count, height, width), 0 or 1 (logit > 0); NULL if none
 } SamMasks;
 
 // Decodes one prompt (SamPredictor.predict). Points outside the image are

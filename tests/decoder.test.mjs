@@ -4,6 +4,10 @@
 // stage by stage: sparse tokens, dense PE, dense prompt, all four masks'
 // low-res logits and IoU predictions. The C side is build/tests/decoder_dump,
 // which also checks that the arena sized by the scratch functions suffices.
+// Every case runs on each decoder path: the straightforward transcription
+// ("reference"), the rearranged attentions ("fast", src/model/
+// decoder_attention.c) and, without a mask input, those plus the per-image
+// state ("state", what sam_predict uses).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,6 +17,14 @@ import { ROOT, BUILD, runOk, PYTHON, tmpDir } from './helpers.mjs';
 const DECODER_DUMP = path.join(BUILD, 'tests', 'decoder_dump');
 
 const CASES = {
+  one_point: { points: [[400.5, 300.25]], labels: [1] },
+  // 12 points: 18 tokens, where the rearrangement costs more and the fast
+  // path falls back to the reference form.
+  many_points: {
+    points: [[10, 20], [1000, 30], [500, 500], [250.5, 750], [700, 100], [64, 64],
+      [900, 900], [300, 10], [20, 1000], [600, 650], [128, 384], [1010, 512]],
+    labels: [1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0],
+  },
   points: { points: [[100.3, 200.7], [800, 50], [512.5, 700.25]], labels: [1, 0, 1] },
   points_box_mask: { points: [[300, 400], [10, 1000]], labels: [0, 1], box: [120.5, 80, 900, 620.75], mask: true },
   box: { box: [0, 0, 1023, 767] },
@@ -122,14 +134,18 @@ const TOL = {
 test('prompt encoder and mask decoder match the PyTorch reference', (t) => {
   const dir = tmpDir('decoder');
   runOk(PYTHON, ['-c', REF_SCRIPT, ROOT, dir, JSON.stringify(CASES)]);
-  for (const name of Object.keys(CASES)) {
-    const r = runOk(DECODER_DUMP, [dir, name]);
-    t.diagnostic(`${name}: ${r.stdout.trim()}`);
-    const d = path.join(dir, name);
-    for (const [stage, [atol, rtol]] of Object.entries(TOL)) {
-      const maxAbs = assertClose(`${name} ${stage}`, readF32(path.join(d, `c_${stage}.f32`)),
-        readF32(path.join(d, `ref_${stage}.f32`)), atol, rtol);
-      t.diagnostic(`${name} ${stage}: max |C - torch| ${maxAbs.toExponential(2)}`);
+  for (const [name, spec] of Object.entries(CASES)) {
+    const paths = spec.mask ? ['reference', 'fast'] : ['reference', 'fast', 'state'];
+    for (const decoderPath of paths) {
+      const r = runOk(DECODER_DUMP, [dir, name, decoderPath]);
+      t.diagnostic(`${name} (${decoderPath}): ${r.stdout.trim()}`);
+      const d = path.join(dir, name);
+      for (const [stage, [atol, rtol]] of Object.entries(TOL)) {
+        const maxAbs = assertClose(`${name} (${decoderPath}) ${stage}`,
+          readF32(path.join(d, `c_${stage}.f32`)), readF32(path.join(d, `ref_${stage}.f32`)),
+          atol, rtol);
+        t.diagnostic(`${name} (${decoderPath}) ${stage}: max |C - torch| ${maxAbs.toExponential(2)}`);
+      }
     }
   }
   fs.rmSync(dir, { recursive: true, force: true });

@@ -1,13 +1,15 @@
-// Compute kernels and the ViT encoder: the C unit tests (every SIMD variant
-// against its scalar reference; the encoder against a naive double-precision
-// transcription of image_encoder.py), natively and with SAM_SCALAR=1.
+// Compute kernels, the ViT encoder and the decoder attention: the C unit
+// tests (every SIMD variant against its scalar reference; the encoder against
+// a naive double-precision transcription of image_encoder.py; the rearranged
+// decoder attentions against the straightforward form), natively and with
+// SAM_SCALAR=1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import fs from 'node:fs';
 import { BUILD, ROOT, runOk } from './helpers.mjs';
 
-const PROGRAMS = ['test_gemm', 'test_simd_ops', 'test_vit_encoder'];
+const PROGRAMS = ['test_gemm', 'test_simd_ops', 'test_vit_encoder', 'test_decoder_attention'];
 // The same programs built with address and undefined-behaviour sanitizers.
 const BUILDS = [['', BUILD], [' [sanitizers]', path.join(ROOT, 'build/asan')]]
   .filter(([, dir]) => fs.existsSync(path.join(dir, 'tests')));

@@ -134,11 +134,12 @@ EMSCRIPTEN_KEEPALIVE void samw_image_free(SamImage *img) { sam_image_free(img); 
 // Prediction
 
 // points: (n_points, 2) floats, labels: n_points ints; box (4 floats) and
-// mask_input ((4G)^2 floats) may be NULL. Returns a SamMasks the caller reads
-// with the accessors below and releases with samw_masks_free.
+// mask_input ((4G)^2 floats) may be NULL; output: a SamOutput. Returns a
+// SamMasks the caller reads with the accessors below and releases with
+// samw_masks_free.
 EMSCRIPTEN_KEEPALIVE SamMasks *samw_predict(SamModel *m, const SamImage *img, const float *points,
                                             const int *labels, int n_points, const float *box,
-                                            const float *mask_input, int multimask) {
+                                            const float *mask_input, int multimask, int output) {
     clear_state();
     SamMasks *masks = calloc(1, sizeof *masks);
     if (!masks) {
@@ -146,7 +147,13 @@ EMSCRIPTEN_KEEPALIVE SamMasks *samw_predict(SamModel *m, const SamImage *img, co
         return NULL;
     }
     const SamPrompt prompt = {.points = points, .labels = labels, .n_points = n_points,
-                              .box = box, .mask_input = mask_input, .multimask = multimask};
+                              .box = box, .mask_input = mask_input, .multimask = multimask,
+                              .output = (SamOutput)output};
+    if (output < SAM_OUTPUT_ALL || output > SAM_OUTPUT_LOW_RES) {
+        free(masks);
+        sam_error(&last_error, "unknown output selection %d", output);
+        return NULL;
+    }
     if (sam_predict(m, img, &prompt, masks, &last_error)) {
         free(masks);
         return NULL;
@@ -162,6 +169,8 @@ EMSCRIPTEN_KEEPALIVE const float *samw_masks_scores(const SamMasks *r) { return 
 EMSCRIPTEN_KEEPALIVE const float *samw_masks_stability(const SamMasks *r) { return r->stability; }
 EMSCRIPTEN_KEEPALIVE const float *samw_masks_logits(const SamMasks *r) { return r->low_res_logits; }
 EMSCRIPTEN_KEEPALIVE const uint8_t *samw_masks_data(const SamMasks *r) { return r->masks; }
+EMSCRIPTEN_KEEPALIVE int samw_masks_mask_count(const SamMasks *r) { return r->mask_count; }
+EMSCRIPTEN_KEEPALIVE const int *samw_masks_mask_index(const SamMasks *r) { return r->mask_index; }
 
 EMSCRIPTEN_KEEPALIVE void samw_masks_free(SamMasks *r) {
     if (!r) return;

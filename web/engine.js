@@ -7,7 +7,7 @@
 //
 // ops: init {wasmUrl} | load {bytes} | convert {bytes, dtype} |
 //      setEmbedding {bytes} | encode {rgb, width, height, keepEmbedding} |
-//      getEmbedding {dtype} | predict {points, labels, box, maskInput, multimask} |
+//      getEmbedding {dtype} | predict {points, labels, box, maskInput, multimask, output} |
 //      dispose.
 // Buffers in results are fresh (copied out of the WASM heap), so the caller
 // may transfer them. No DOM; works in Window, Worker and Node 20.
@@ -167,7 +167,7 @@ export class Engine {
 
   // points: Float32Array (n, 2); labels: Int32Array (n); box: Float32Array(4)
   // or null; maskInput: Float32Array (4G)^2 or null.
-  predict({ points, labels, box, maskInput, multimask }) {
+  predict({ points, labels, box, maskInput, multimask, output = 0 }) {
     this.requireModel();
     this.requireImage();
     const M = this.M;
@@ -178,7 +178,8 @@ export class Engine {
     try {
       const pPoints = put(n ? points : null), pLabels = put(n ? labels : null);
       const pBox = put(box), pMask = put(maskInput);
-      result = M._samw_predict(this.model, this.image, pPoints, pLabels, n, pBox, pMask, multimask ? 1 : 0);
+      result = M._samw_predict(this.model, this.image, pPoints, pLabels, n, pBox, pMask,
+        multimask ? 1 : 0, output);
       if (!result) throw this.error('cannot decode the prompt');
       const count = M._samw_masks_count(result), width = M._samw_masks_width(result);
       const height = M._samw_masks_height(result), lowRes = M._samw_masks_low_res(result);
@@ -186,9 +187,12 @@ export class Engine {
       const scores = f32(M._samw_masks_scores(result), count);
       const stability = f32(M._samw_masks_stability(result), count);
       const logits = f32(M._samw_masks_logits(result), count * lowRes * lowRes);
+      const maskCount = M._samw_masks_mask_count(result);
+      const maskIndex = Array.from(new Int32Array(M.HEAP32.buffer.slice(
+        M._samw_masks_mask_index(result), M._samw_masks_mask_index(result) + 4 * maskCount)));
       const mp = M._samw_masks_data(result);
-      const masks = M.HEAPU8.slice(mp, mp + count * width * height);
-      return { count, width, height, lowRes, scores, stability, logits, masks };
+      const masks = maskCount ? M.HEAPU8.slice(mp, mp + maskCount * width * height) : new Uint8Array(0);
+      return { count, width, height, lowRes, scores, stability, logits, masks, maskIndex };
     } finally {
       if (result) M._samw_masks_free(result);
       for (const p of ptrs) M._free(p);

@@ -160,6 +160,9 @@ async function toRGB(image) {
   return { rgb, width, height };
 }
 
+// SamOutput in src/sam.h.
+const OUTPUTS = { all: 0, best: 1, lowres: 2 };
+
 // Checks the prompt's shape and turns it into the engine's typed arrays.
 // Values (NaN, label, emptiness) are checked again by the C core.
 function encodePrompt(prompt, lowRes) {
@@ -301,19 +304,26 @@ export class SamPredictor {
   // defaults to true for exactly one point and nothing else (as the CLI).
   // {latest: true}: latest-wins for hover; a queued latest request still
   // waiting when a newer one arrives rejects with an 'AbortError'.
-  // Resolves to {masks: [{data, width, height, score, stability}],
-  // lowResLogits: Float32Array (K, lowResSize, lowResSize), lowResSize}.
-  async predict(prompt, { latest = false } = {}) {
+  // {output}: which candidates come back at the original size: 'all'
+  // (default), 'best' (the highest predicted IoU only) or 'lowres' (none:
+  // the cheapest, e.g. while following the mouse).
+  // Resolves to {masks: [{data, width, height, score, stability, index}],
+  // scores: Float32Array (K) of every candidate, lowResLogits: Float32Array
+  // (K, lowResSize, lowResSize), lowResSize}; index is the candidate.
+  async predict(prompt, { latest = false, output = 'all' } = {}) {
     if (!this.modelInfo) throw new Error('predict: no model loaded');
-    const msg = { op: 'predict', ...encodePrompt(prompt, this.modelInfo.config.low_res) };
+    const outputCode = OUTPUTS[output];
+    if (outputCode === undefined) {
+      throw new Error(`predict: output must be one of ${Object.keys(OUTPUTS).join(', ')}, not '${output}'`);
+    }
+    const msg = { op: 'predict', ...encodePrompt(prompt, this.modelInfo.config.low_res), output: outputCode };
     const r = await this._submit(msg, { latest });
     const n = r.width * r.height;
-    const masks = [];
-    for (let k = 0; k < r.count; k++) {
-      masks.push({ data: r.masks.slice(k * n, (k + 1) * n), width: r.width, height: r.height,
-        score: r.scores[k], stability: r.stability[k] });
-    }
-    return { masks, lowResLogits: r.logits, lowResSize: r.lowRes };
+    const masks = r.maskIndex.map((k, j) => ({
+      data: r.masks.slice(j * n, (j + 1) * n), width: r.width, height: r.height,
+      score: r.scores[k], stability: r.stability[k], index: k,
+    }));
+    return { masks, scores: r.scores, lowResLogits: r.logits, lowResSize: r.lowRes };
   }
 
   // Frees the model and stops the worker; pending calls reject.

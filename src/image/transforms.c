@@ -307,24 +307,29 @@ typedef struct LerpAxis {
     float *l0, *l1;
 } LerpAxis;
 
+// Entry d of the resize of in_size samples to out_size.
+static void lerp_entry(int in_size, int out_size, int d, int32_t *i0, int32_t *i1, float *l0,
+                       float *l1) {
+    if (in_size == out_size) {
+        *i0 = *i1 = d;
+        *l0 = 1.0f;
+        *l1 = 0.0f;
+        return;
+    }
+    const float scale = (float)in_size / (float)out_size;
+    double src = (double)scale * (d + 0.5) - 0.5;
+    if (src < 0) src = 0;
+    const int i = (int)src;
+    *i0 = i;
+    *i1 = i < in_size - 1 ? i + 1 : i;
+    *l1 = (float)(src - i);
+    *l0 = 1.0f - *l1;
+}
+
 // Entries [0, count) of the resize of in_size samples to out_size.
 static void lerp_axis(LerpAxis *a, int in_size, int out_size, int count) {
-    const float scale = (float)in_size / (float)out_size;
-    for (int d = 0; d < count; d++) {
-        if (in_size == out_size) {
-            a->i0[d] = a->i1[d] = d;
-            a->l0[d] = 1.0f;
-            a->l1[d] = 0.0f;
-            continue;
-        }
-        double src = (double)scale * (d + 0.5) - 0.5;
-        if (src < 0) src = 0;
-        const int i0 = (int)src;
-        a->i0[d] = i0;
-        a->i1[d] = i0 < in_size - 1 ? i0 + 1 : i0;
-        a->l1[d] = (float)(src - i0);
-        a->l0[d] = 1.0f - a->l1[d];
-    }
+    for (int d = 0; d < count; d++)
+        lerp_entry(in_size, out_size, d, &a->i0[d], &a->i1[d], &a->l0[d], &a->l1[d]);
 }
 
 // Carves the per-axis tables out of the float scratch. The memory is
@@ -340,20 +345,26 @@ static float *lerp_axis_alloc(LerpAxis *a, float *scratch, int n) {
 // out (out_rows, out_w) = rows [0, out_rows) and columns [0, out_w) of the
 // bilinear resize of in (in_h, in_w, row stride in_w) to (full_h, full_w).
 // Computing only the kept corner is exact: each output depends only on its
-// own source index. scratch: 4 * (out_rows + out_w) floats.
+// own source index. scratch: bilinear_scratch_floats(in_h, out_rows, out_w).
+static size_t bilinear_scratch_floats(int in_h, int out_rows, int out_w) {
+    // axis tables (4 entries per output row and column) + the horizontal
+    // pass of the source rows (NCHW form)
+    return 4 * ((size_t)out_rows + out_w) + (size_t)in_h * out_w;
+}
+
 static void bilinear_torch(float *out, int out_rows, int out_w, const float *in, int in_h,
                            int in_w, int full_h, int full_w, int channels_last, float *scratch) {
     LerpAxis ax, ay;
     float *rest = lerp_axis_alloc(&ay, scratch, out_rows);
-    lerp_axis_alloc(&ax, rest, out_w);
+    float *horizontal = lerp_axis_alloc(&ax, rest, out_w);
     lerp_axis(&ay, in_h, full_h, out_rows);
     lerp_axis(&ax, in_w, full_w, out_w);
-    for (int y = 0; y < out_rows; y++) {
-        const float *r0 = in + (size_t)ay.i0[y] * in_w;
-        const float *r1 = in + (size_t)ay.i1[y] * in_w;
-        const float h0 = ay.l0[y], h1 = ay.l1[y];
-        float *o = out + (size_t)y * out_w;
-        if (channels_last) {
+    if (channels_last) {
+        for (int y = 0; y < out_rows; y++) {
+            const float *r0 = in + (size_t)ay.i0[y] * in_w;
+            const float *r1 = in + (size_t)ay.i1[y] * in_w;
+            const float h0 = ay.l0[y], h1 = ay.l1[y];
+            float *o = out + (size_t)y * out_w;
             for (int x = 0; x < out_w; x++) {
                 const int32_t j0 = ax.i0[x], j1 = ax.i1[x];
                 const float w00 = h0 * ax.l0[x], w01 = h0 * ax.l1[x];
@@ -364,28 +375,38 @@ static void bilinear_torch(float *out, int out_rows, int out_w, const float *in,
                 s += (double)r1[j1] * w11;
                 o[x] = (float)s;
             }
-        } else {
-            for (int x = 0; x < out_w; x++) {
-                const int32_t j0 = ax.i0[x], j1 = ax.i1[x];
-                const float w0 = ax.l0[x], w1 = ax.l1[x];
-                const float p0 = r0[j1] * w1;
-                const float t0 = fmaf_exact(r0[j0], w0, p0);
-                const float p1 = r1[j1] * w1;
-                const float t1 = fmaf_exact(r1[j0], w0, p1);
-                const float q1 = t1 * h1;
-                o[x] = fmaf_exact(t0, h0, q1);
-            }
         }
+        return;
+    }
+    // NCHW: t = fma(x0, w0, x1 * w1) along W, then the same along H. The
+    // W pass of a source row is the same for every output row that reads
+    // it, so it is done once per source row (the same operations on the
+    // same values: bit for bit the row-by-row result) and reused by the ~4
+    // output rows of a 4x upsampling.
+    const int row_lo = ay.i0[0], row_hi = ay.i1[out_rows - 1];
+    for (int r = row_lo; r <= row_hi; r++) {
+        const float *src = in + (size_t)r * in_w;
+        float *t = horizontal + (size_t)r * out_w;
+        for (int x = 0; x < out_w; x++) {
+            const float p = src[ax.i1[x]] * ax.l1[x];
+            t[x] = fmaf_exact(src[ax.i0[x]], ax.l0[x], p);
+        }
+    }
+    for (int y = 0; y < out_rows; y++) {
+        const float *t0 = horizontal + (size_t)ay.i0[y] * out_w;
+        const float *t1 = horizontal + (size_t)ay.i1[y] * out_w;
+        const float h0 = ay.l0[y], h1 = ay.l1[y];
+        float *o = out + (size_t)y * out_w;
+        for (int x = 0; x < out_w; x++) o[x] = fmaf_exact(t0[x], h0, t1[x] * h1);
     }
 }
 
 size_t postprocess_scratch_floats(int low_res, int input_size, int h, int w) {
-    (void)low_res;
-    // Cropped 1024 upsample (at most input_size^2) + axis tables of the
-    // larger of the two passes (4 entries per output row and column).
-    const size_t rows = (size_t)(input_size > h ? input_size : h);
-    const size_t cols = (size_t)(input_size > w ? input_size : w);
-    return (size_t)input_size * input_size + 4 * (rows + cols);
+    // The cropped first upsample (at most input_size^2) + the larger of the
+    // two passes' scratch.
+    const size_t first = bilinear_scratch_floats(low_res, input_size, input_size);
+    const size_t second = bilinear_scratch_floats(input_size, h, w);
+    return (size_t)input_size * input_size + (first > second ? first : second);
 }
 
 void postprocess_logits_torch(float *out, const float *low_res, int lr, int input_size,
@@ -393,16 +414,148 @@ void postprocess_logits_torch(float *out, const float *low_res, int lr, int inpu
                               float *scratch) {
     // Sam.postprocess_masks: interpolate to (img_size, img_size), crop
     // [:resized_h, :resized_w], interpolate to (h, w).
-    float *crop = scratch;
-    float *tables = scratch + (size_t)input_size * input_size;
+    // A same-size bilinear resize is the identity on finite values (source
+    // index = destination index, weights 1 and 0), so when the original
+    // image is the resized one (longest side == img_size) the first pass
+    // writes the output directly.
+    const int identity = resized_h == h && resized_w == w;
+    float *crop = identity ? out : scratch;
+    float *tables = identity ? scratch : scratch + (size_t)input_size * input_size;
     // First call: a contiguous (B, C, lr, lr) tensor is channels-last
     // contiguous only when C == 1.
     bilinear_torch(crop, resized_h, resized_w, low_res, lr, lr, input_size, input_size,
                    channels == 1, tables);
+    if (identity) return;
     // Second call on the cropped view (row stride input_size): channels-last
     // contiguous only when C == 1 and the crop keeps whole rows.
     bilinear_torch(out, h, w, crop, resized_h, resized_w, h, w,
                    channels == 1 && resized_w == input_size, tables);
+}
+
+// ---------------------------------------------------------------------------
+// Thresholded post-processing without the exact arithmetic on every pixel.
+//
+// The masks (logit > 0) and the stability counts (logit > +-offset) only need
+// the side of each threshold the exact logit falls on. The resampling is
+// computed in plain float (separable, no FMA: vectorisable, and cheap in
+// WASM, which has no FMA), then every pixel whose value lies within the
+// error bound of a threshold is recomputed with the exact kernels above.
+//
+// Error bound: every intermediate value is a convex combination of the
+// low-res logits, so |value| <= M = max |low_res| (times 1 + a few ulp).
+// One pass (horizontal then vertical) differs from the exact form by at most
+// 3 roundings of size u * M in each direction (u = 2^-24) and carries its
+// input error through weights summing to 1: under 8 u M per pass, 16 u M for
+// the two passes of postprocess_masks. The margin 2^-18 M = 64 u M leaves a
+// factor 4; the absolute term covers underflow of tiny products.
+static float postprocess_margin(const float *low_res, int lr) {
+    float m = 0.0f;
+    for (size_t i = 0; i < (size_t)lr * lr; i++) {
+        const float a = fabsf(low_res[i]);
+        m = a > m ? a : m;
+    }
+    return m * 0x1p-18f + 0x1p-100f;
+}
+
+// Plain-float separable bilinear (same index and weight tables as
+// bilinear_torch); scratch: bilinear_scratch_floats(in_h, out_rows, out_w).
+static void bilinear_float(float *out, int out_rows, int out_w, const float *in, int in_h,
+                           int in_w, int full_h, int full_w, float *scratch) {
+    LerpAxis ax, ay;
+    float *rest = lerp_axis_alloc(&ay, scratch, out_rows);
+    float *horizontal = lerp_axis_alloc(&ax, rest, out_w);
+    lerp_axis(&ay, in_h, full_h, out_rows);
+    lerp_axis(&ax, in_w, full_w, out_w);
+    const int row_lo = ay.i0[0], row_hi = ay.i1[out_rows - 1];
+    for (int r = row_lo; r <= row_hi; r++) {
+        const float *src = in + (size_t)r * in_w;
+        float *t = horizontal + (size_t)r * out_w;
+        for (int x = 0; x < out_w; x++) t[x] = src[ax.i0[x]] * ax.l0[x] + src[ax.i1[x]] * ax.l1[x];
+    }
+    for (int y = 0; y < out_rows; y++) {
+        const float *t0 = horizontal + (size_t)ay.i0[y] * out_w;
+        const float *t1 = horizontal + (size_t)ay.i1[y] * out_w;
+        const float h0 = ay.l0[y], h1 = ay.l1[y];
+        float *o = out + (size_t)y * out_w;
+        for (int x = 0; x < out_w; x++) o[x] = t0[x] * h0 + t1[x] * h1;
+    }
+}
+
+// One output pixel of bilinear_torch, exactly. `at(ctx, row, col)` reads the
+// input (so that the second pass can take its inputs from the exact first).
+typedef float (*PixelReader)(const void *ctx, int row, int col);
+
+static float bilinear_torch_pixel(PixelReader at, const void *ctx, int in_h, int in_w, int full_h,
+                                  int full_w, int channels_last, int y, int x) {
+    int32_t i0, i1, j0, j1;
+    float h0, h1, w0, w1;
+    lerp_entry(in_h, full_h, y, &i0, &i1, &h0, &h1);
+    lerp_entry(in_w, full_w, x, &j0, &j1, &w0, &w1);
+    const float a = at(ctx, i0, j0), b = at(ctx, i0, j1), c = at(ctx, i1, j0), d = at(ctx, i1, j1);
+    if (channels_last) {
+        double s = (double)a * (h0 * w0);
+        s += (double)b * (h0 * w1);
+        s += (double)c * (h1 * w0);
+        s += (double)d * (h1 * w1);
+        return (float)s;
+    }
+    const float t0 = fmaf_exact(a, w0, b * w1);
+    const float t1 = fmaf_exact(c, w0, d * w1);
+    return fmaf_exact(t0, h0, t1 * h1);
+}
+
+typedef struct FirstPass {
+    const float *low_res;
+    int lr, input_size, channels_last;
+} FirstPass;
+
+static float read_low_res(const void *ctx, int row, int col) {
+    const FirstPass *f = ctx;
+    return f->low_res[(size_t)row * f->lr + col];
+}
+
+static float read_first_pass(const void *ctx, int row, int col) {
+    const FirstPass *f = ctx;
+    return bilinear_torch_pixel(read_low_res, f, f->lr, f->lr, f->input_size, f->input_size,
+                                f->channels_last, row, col);
+}
+
+size_t postprocess_mask_scratch_floats(int low_res, int input_size, int h, int w) {
+    return (size_t)h * w + postprocess_scratch_floats(low_res, input_size, h, w);
+}
+
+void postprocess_mask_torch(uint8_t *mask, size_t *above_hi, size_t *above_lo, float hi, float lo,
+                            const float *low_res, int lr, int input_size, int resized_h,
+                            int resized_w, int h, int w, int channels, float *scratch) {
+    const int identity = resized_h == h && resized_w == w;
+    float *logits = scratch;
+    float *crop = identity ? logits : scratch + (size_t)h * w;
+    float *tables = crop + (identity ? 0 : (size_t)input_size * input_size);
+    if (identity) tables = scratch + (size_t)h * w;
+    bilinear_float(crop, resized_h, resized_w, low_res, lr, lr, input_size, input_size, tables);
+    if (!identity) bilinear_float(logits, h, w, crop, resized_h, resized_w, h, w, tables);
+
+    const float margin = postprocess_margin(low_res, lr);
+    const FirstPass first = {low_res, lr, input_size, channels == 1};
+    const int second_channels_last = channels == 1 && resized_w == input_size;
+    size_t n_hi = 0, n_lo = 0;
+    for (int y = 0; y < h; y++) {
+        const float *row = logits + (size_t)y * w;
+        uint8_t *m = mask + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            float v = row[x];
+            if (fabsf(v) <= margin || fabsf(v - hi) <= margin || fabsf(v - lo) <= margin) {
+                v = identity ? read_first_pass(&first, y, x)
+                             : bilinear_torch_pixel(read_first_pass, &first, resized_h, resized_w,
+                                                    h, w, second_channels_last, y, x);
+            }
+            m[x] = v > 0.0f;
+            n_hi += v > hi;
+            n_lo += v > lo;
+        }
+    }
+    *above_hi = n_hi;
+    *above_lo = n_lo;
 }
 
 float stability_score(const float *logits, size_t n, float threshold, float offset) {

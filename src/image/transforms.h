@@ -46,6 +46,14 @@ size_t postprocess_scratch_floats(int low_res, int input_size, int h, int w);
 void postprocess_logits_torch(float *out, const float *low_res, int lr, int input_size,
                               int resized_h, int resized_w, int h, int w, int channels,
                               float *scratch);
+// The same post-processing thresholded: mask (h, w) = logits > 0, and the
+// counts of logits > hi and > lo (for the stability score), identical to
+// thresholding postprocess_logits_torch's output, but with the exact
+// arithmetic only near the thresholds (see transforms.c).
+size_t postprocess_mask_scratch_floats(int low_res, int input_size, int h, int w);
+void postprocess_mask_torch(uint8_t *mask, size_t *above_hi, size_t *above_lo, float hi, float lo,
+                            const float *low_res, int lr, int input_size, int resized_h,
+                            int resized_w, int h, int w, int channels, float *scratch);
 // Stability score as the automatic mask generator computes it on logits:
 // count(logit > threshold + offset) / count(logit > threshold - offset) in
 // float32. NaN when the denominator is 0, as the official 0 / 0.

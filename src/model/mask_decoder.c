@@ -3,6 +3,7 @@
 // is in two_way_transformer.c.
 #include "mask_decoder.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "../kernels/kernels.h"
@@ -10,6 +11,59 @@
 
 // Arena allocations are 64-byte aligned: count each as a multiple of 16 floats.
 static size_t arena_rounded(size_t n) { return (n + 15) & ~(size_t)15; }
+
+// ---------------------------------------------------------------------------
+// Output upscaling
+//
+// output_upscaling is ConvTranspose2d(D, C1, 2, stride 2), LayerNorm2d, GELU,
+// ConvTranspose2d(C1, C2, 2, stride 2), GELU. With kernel 2 and stride 2
+// every output pixel (2y + kh, 2x + kw) receives exactly one input pixel
+// (y, x), through the tap weight[ci][co][kh][kw], so each convolution is one
+// GEMM whose columns are (tap, channel) pairs. Ordering those columns
+// tap-major keeps each pixel's channels contiguous, so nothing is scattered
+// between the stages:
+//  1. u1 (N, 4 C1) = keys (N, D) @ W1 + b1: row n = grid pixel n, columns
+//     (tap1, c1); read as (4N, C1), row r = 4 n + tap1 is one pixel of the
+//     2G x 2G map with its C1 channels, so LayerNorm2d is a LayerNorm over
+//     rows, then GELU.
+//  2. u2 (4 C2, 4N) = W2 (4 C2, C1) @ u1^T: rows (tap2, c2), one column per
+//     2G x 2G pixel r.
+//  3. masks: for each tap2 and channel c2, GELU(u2 row + b2[c2]) is added,
+//     weighted by each hypernetwork output, into a (tap2, r) plane per mask;
+//     only those few planes are scattered to the 4G x 4G image.
+
+int mask_decoder_plan_init(MaskDecoderPlan *plan, const float *dense_pe,
+                           const MaskDecoderWeights *w, const SamConfig *cfg) {
+    const int D = cfg->prompt_dim, N = cfg->grid * cfg->grid;
+    const int C1 = cfg->upscale_dim1, C2 = cfg->upscale_dim2;
+    const size_t n_key_pe = (size_t)N * D, n_w1 = (size_t)D * 4 * C1, n_b1 = (size_t)4 * C1;
+    const size_t n_w2 = (size_t)4 * C2 * C1;
+    float *buf = malloc(sizeof(float) * (n_key_pe + n_w1 + n_b1 + n_w2));
+    if (!buf) return -1;
+    float *key_pe = buf, *w1 = key_pe + n_key_pe, *b1 = w1 + n_w1, *w2 = b1 + n_b1;
+    transpose(key_pe, dense_pe, D, N);
+    // ConvTranspose2d weights are (in, out, kh, kw): tap = kh * 2 + kw.
+    for (int ci = 0; ci < D; ci++)
+        for (int co = 0; co < C1; co++)
+            for (int tap = 0; tap < 4; tap++)
+                w1[(size_t)ci * 4 * C1 + tap * C1 + co] = w->upscale1_w[((size_t)ci * C1 + co) * 4 + tap];
+    for (int tap = 0; tap < 4; tap++) memcpy(b1 + tap * C1, w->upscale1_b, sizeof(float) * C1);
+    for (int ci = 0; ci < C1; ci++)
+        for (int co = 0; co < C2; co++)
+            for (int tap = 0; tap < 4; tap++)
+                w2[((size_t)tap * C2 + co) * C1 + ci] = w->upscale2_w[((size_t)ci * C2 + co) * 4 + tap];
+    plan->buffer = buf;
+    plan->key_pe = key_pe;
+    plan->upscale1_w = w1;
+    plan->upscale1_b = b1;
+    plan->upscale2_w = w2;
+    return 0;
+}
+
+void mask_decoder_plan_free(MaskDecoderPlan *plan) {
+    free(plan->buffer);
+    memset(plan, 0, sizeof *plan);
+}
 
 // Every buffer of one decoder call, in allocation order; both
 // mask_decoder_scratch_floats and mask_decoder_forward read these sizes so
@@ -22,15 +76,11 @@ typedef struct DecoderSizes {
     size_t hyper;    // (Tm, C2) hypernetwork outputs
     size_t mlp;      // 2 * max(D, H) hidden rows of the small MLPs
     // Phase 1: the transformer.
-    size_t key_pe;   // (N, D) dense PE, token-major
     size_t transformer;
     // Phase 2: output upscaling.
-    size_t up1;      // (C1, 2G, 2G)
-    size_t up2;      // (C2, 4G, 4G)
-    size_t w1t;      // (4 C1, D) transposed ConvTranspose2d weight
-    size_t tmp1;     // (4 C1, N) GEMM output before the scatter
-    size_t w2t;      // (4 C2, C1)
-    size_t tmp2;     // (4 C2, 4N)
+    size_t u1;       // (N, 4 C1)
+    size_t u2;       // (4 C2, 4N)
+    size_t planes;   // (Tm, 4, 4N) mask logits before the scatter
 } DecoderSizes;
 
 static void decoder_sizes(DecoderSizes *s, const SamConfig *cfg, int n_sparse) {
@@ -43,14 +93,10 @@ static void decoder_sizes(DecoderSizes *s, const SamConfig *cfg, int n_sparse) {
     s->keys = N * D;
     s->hyper = Tm * C2;
     s->mlp = 2 * (D > H ? D : H);
-    s->key_pe = N * D;
     s->transformer = two_way_transformer_scratch_floats(cfg, (int)T, (int)N);
-    s->up1 = C1 * 4 * N;
-    s->up2 = C2 * 16 * N;
-    s->w1t = 4 * C1 * D;
-    s->tmp1 = 4 * C1 * N;
-    s->w2t = 4 * C2 * C1;
-    s->tmp2 = 4 * C2 * 4 * N;
+    s->u1 = N * 4 * C1;
+    s->u2 = 4 * C2 * 4 * N;
+    s->planes = Tm * 16 * N;
 }
 
 size_t mask_decoder_scratch_floats(const SamConfig *cfg, int n_sparse) {
@@ -58,11 +104,8 @@ size_t mask_decoder_scratch_floats(const SamConfig *cfg, int n_sparse) {
     decoder_sizes(&s, cfg, n_sparse);
     const size_t live = arena_rounded(s.tokens) + arena_rounded(s.queries) +
                         arena_rounded(s.keys) + arena_rounded(s.hyper) + arena_rounded(s.mlp);
-    const size_t phase1 = arena_rounded(s.key_pe) + s.transformer;
-    const size_t conv1 = arena_rounded(s.w1t) + arena_rounded(s.tmp1);
-    const size_t conv2 = arena_rounded(s.w2t) + arena_rounded(s.tmp2);
-    const size_t phase2 =
-        arena_rounded(s.up1) + arena_rounded(s.up2) + (conv1 > conv2 ? conv1 : conv2);
+    const size_t phase1 = s.transformer;
+    const size_t phase2 = arena_rounded(s.u1) + arena_rounded(s.u2) + arena_rounded(s.planes);
     return live + (phase1 > phase2 ? phase1 : phase2);
 }
 
@@ -85,37 +128,95 @@ static void mlp_forward(float *out, const float *x, const LinearWeights *layers,
     }
 }
 
-// nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2) as one GEMM and a
-// scatter: with kernel 2 and stride 2 every output pixel (2i + kh, 2j + kw)
-// receives exactly one input pixel (i, j), through weight[ci][co][kh][kw].
-// tmp (4 cout, hw) = wt (4 cout, cin) @ in, then out[co][2i+kh][2j+kw] =
-// tmp[co*4 + kh*2 + kw][i*w + j] + bias[co]. out is (cout, 2h, 2w).
-static void conv_transpose2x2_scatter(float *out, const float *tmp, const float *bias, int cout,
-                                      int h, int w) {
-    const size_t hw = (size_t)h * w, ow = (size_t)2 * w;
-    for (int co = 0; co < cout; co++) {
-        float *o = out + (size_t)co * 4 * hw;
-        for (int kh = 0; kh < 2; kh++) {
-            for (int kw = 0; kw < 2; kw++) {
-                const float *t = tmp + ((size_t)co * 4 + kh * 2 + kw) * hw;
-                for (int i = 0; i < h; i++)
-                    for (int j = 0; j < w; j++)
-                        o[(size_t)(2 * i + kh) * ow + 2 * j + kw] = t[(size_t)i * w + j] + bias[co];
+size_t mask_decoder_image_state_floats(const SamConfig *cfg) {
+    return (size_t)cfg->grid * cfg->grid * cfg->prompt_dim + first_block_projections_floats(cfg);
+}
+
+size_t mask_decoder_prepare_scratch_floats(const SamConfig *cfg) {
+    return (size_t)cfg->grid * cfg->grid * cfg->prompt_dim;
+}
+
+void mask_decoder_prepare_image(DecoderImageState *st, float *buffer, const float *image_embedding,
+                                const float *no_mask_embed, const MaskDecoderPlan *plan,
+                                const MaskDecoderWeights *w, const SamConfig *cfg, float *scratch) {
+    const int D = cfg->prompt_dim, N = cfg->grid * cfg->grid;
+    // src = image_embedding + dense with dense = no_mask_embed broadcast
+    // (PromptEncoder without a mask), flattened to (N, D) tokens.
+    float *keys = buffer;
+    for (int c = 0; c < D; c++)
+        for (int p = 0; p < N; p++)
+            keys[(size_t)p * D + c] = image_embedding[(size_t)c * N + p] + no_mask_embed[c];
+    st->keys = keys;
+    first_block_projections_compute(&st->first, buffer + (size_t)N * D, keys, plan->key_pe, w, cfg,
+                                    scratch);
+}
+
+// Steps 1-3 of the output upscaling (see the top of the file) for mask
+// tokens first_mask .. first_mask + n_masks - 1, whose hypernetwork outputs
+// are hyper (n_masks, C2). masks: (n_masks, 4G, 4G).
+static void upscale_masks(float *masks, const float *keys, const float *hyper, int n_masks,
+                          const MaskDecoderPlan *plan, const MaskDecoderWeights *w,
+                          const SamConfig *cfg, float *u1, float *u2, float *planes) {
+    const int D = cfg->prompt_dim, G = cfg->grid, N = G * G;
+    const int C1 = cfg->upscale_dim1, C2 = cfg->upscale_dim2;
+    const size_t n4 = (size_t)4 * N;
+    // 1. ConvTranspose2d(D, C1) + bias, LayerNorm2d (eps 1e-6), GELU.
+    for (int n = 0; n < N; n++) memcpy(u1 + (size_t)n * 4 * C1, plan->upscale1_b, sizeof(float) * 4 * C1);
+    gemm_nn(N, 4 * C1, D, 1.0f, keys, D, plan->upscale1_w, 4 * C1, 1.0f, u1, 4 * C1);
+    layernorm_rows(u1, u1, w->upscale_norm.weight, w->upscale_norm.bias, 4 * N, C1, 1e-6f);
+    gelu_inplace(u1, n4 * C1);
+    // 2. ConvTranspose2d(C1, C2) without its bias.
+    gemm_nt(4 * C2, 4 * N, C1, 1.0f, plan->upscale2_w, C1, u1, C1, 0.0f, u2, 4 * N);
+    // 3. + bias, GELU, hypernetwork weights: planes[k][tap2][r].
+    memset(planes, 0, sizeof(float) * (size_t)n_masks * 4 * n4);
+    for (int tap = 0; tap < 4; tap++) {
+        for (int c = 0; c < C2; c++) {
+            float *row = u2 + ((size_t)tap * C2 + c) * n4;
+            const float b = w->upscale2_b[c];
+            for (size_t r = 0; r < n4; r++) row[r] += b;
+            gelu_inplace(row, n4);
+            for (int k = 0; k < n_masks; k++) {
+                float *plane = planes + ((size_t)k * 4 + tap) * n4;
+                const float h = hyper[(size_t)k * C2 + c];
+                for (size_t r = 0; r < n4; r++) plane[r] += h * row[r];
+            }
+        }
+    }
+    // Pixel r = 4 n + tap1 of the 2G map is (2y + kh1, 2x + kw1) for grid
+    // pixel n = y G + x; tap2 = kh2 * 2 + kw2 puts it at (2 (2y + kh1) + kh2,
+    // 2 (2x + kw1) + kw2) of the 4G x 4G mask.
+    const size_t side = (size_t)4 * G;
+    for (int k = 0; k < n_masks; k++) {
+        float *mask = masks + (size_t)k * side * side;
+        for (int tap2 = 0; tap2 < 4; tap2++) {
+            const float *plane = planes + ((size_t)k * 4 + tap2) * n4;
+            for (int y = 0; y < G; y++) {
+                for (int x = 0; x < G; x++) {
+                    const float *p = plane + ((size_t)y * G + x) * 4;
+                    for (int tap1 = 0; tap1 < 4; tap1++) {
+                        const size_t oy = (size_t)2 * (2 * y + (tap1 >> 1)) + (tap2 >> 1);
+                        const size_t ox = (size_t)2 * (2 * x + (tap1 & 1)) + (tap2 & 1);
+                        mask[oy * side + ox] = p[tap1];
+                    }
+                }
             }
         }
     }
 }
 
 int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
-                         const float *image_pe, const float *dense, const float *sparse,
-                         int n_sparse, const MaskDecoderWeights *w, const SamConfig *cfg,
-                         Arena *scratch, SamError *err) {
+                         const float *dense, const DecoderImageState *state,
+                         const MaskDecoderPlan *plan, const float *sparse, int n_sparse,
+                         int first_mask, int n_masks, DecoderPath path,
+                         const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
+                         SamError *err) {
     const int D = cfg->prompt_dim, G = cfg->grid, N = G * G, Tm = cfg->num_mask_tokens;
-    const int T = 1 + Tm + n_sparse, C1 = cfg->upscale_dim1, C2 = cfg->upscale_dim2;
+    const int T = 1 + Tm + n_sparse, C2 = cfg->upscale_dim2;
     const int H = cfg->iou_hidden_dim;
     if (n_sparse < 0 || Tm > 8 || cfg->decoder_depth > SAM_MAX_DECODER_DEPTH ||
         cfg->iou_head_depth < 1 || cfg->iou_head_depth > 3 || cfg->decoder_heads < 1 ||
-        cfg->attn_internal_dim % cfg->decoder_heads != 0 || D % cfg->decoder_heads != 0)
+        cfg->attn_internal_dim % cfg->decoder_heads != 0 || D % cfg->decoder_heads != 0 ||
+        first_mask < 0 || n_masks < 1 || first_mask + n_masks > Tm)
         return sam_error(err,
                          "mask decoder: unsupported configuration (sparse %d, mask tokens %d, "
                          "depth %d, iou depth %d, heads %d)",
@@ -138,55 +239,39 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
         memcpy(tokens + (size_t)(1 + Tm) * D, sparse, sizeof(float) * (size_t)n_sparse * D);
     memcpy(queries, tokens, sizeof(float) * (size_t)T * D);
     // src = image_embedding + dense, flattened to (N, D) tokens (flatten(2).permute(0, 2, 1)).
-    for (int c = 0; c < D; c++)
-        for (int p = 0; p < N; p++)
-            keys[(size_t)p * D + c] = image_embedding[(size_t)c * N + p] + dense[(size_t)c * N + p];
+    if (state) {
+        memcpy(keys, state->keys, sizeof(float) * (size_t)N * D);
+    } else {
+        for (int c = 0; c < D; c++)
+            for (int p = 0; p < N; p++)
+                keys[(size_t)p * D + c] =
+                    image_embedding[(size_t)c * N + p] + dense[(size_t)c * N + p];
+    }
 
     // Phase 1: the two-way transformer.
     const size_t phase = arena_mark(scratch);
-    float *key_pe = arena_floats(scratch, sz.key_pe);
-    if (!key_pe) goto exhausted;
-    transpose(key_pe, image_pe, D, N);
-    if (two_way_transformer_forward(queries, keys, tokens, key_pe, T, N, w, cfg, scratch, err)) {
+    // Read afterwards: the IoU token (row 0) and mask tokens 1 .. first_mask + n_masks - 1.
+    if (two_way_transformer_forward(queries, keys, tokens, plan->key_pe, T, N, 1 + first_mask + n_masks,
+                                    state ? &state->first : NULL, path, w, cfg, scratch, err)) {
         arena_reset(scratch, mark);
         return -1;
     }
     arena_reset(scratch, phase);
 
-    // Phase 2: output_upscaling on src.transpose(1, 2).view(D, G, G), i.e.
-    // the keys read channel-major.
-    float *up1 = arena_floats(scratch, sz.up1);
-    float *up2 = arena_floats(scratch, sz.up2);
-    if (!up1 || !up2) goto exhausted;
-    const size_t conv = arena_mark(scratch);
-    float *w1t = arena_floats(scratch, sz.w1t);
-    float *tmp1 = arena_floats(scratch, sz.tmp1);
-    if (!w1t || !tmp1) goto exhausted;
-    // ConvTranspose2d(D, C1, 2, 2): weight (D, C1, 2, 2) read as (D, 4 C1),
-    // transposed to (4 C1, D); tmp1 (4 C1, N) = w1t @ keys^T.
-    transpose(w1t, w->upscale1_w, D, 4 * C1);
-    gemm_nt(4 * C1, N, D, 1.0f, w1t, D, keys, D, 0.0f, tmp1, N);
-    conv_transpose2x2_scatter(up1, tmp1, w->upscale1_b, C1, G, G);
-    arena_reset(scratch, conv);
-    // LayerNorm2d (eps 1e-6), GELU.
-    layernorm_channels(up1, up1, w->upscale_norm.weight, w->upscale_norm.bias, C1, 4 * N, 1e-6f);
-    gelu_inplace(up1, sz.up1);
-    // ConvTranspose2d(C1, C2, 2, 2) on (C1, 2G, 2G), GELU.
-    float *w2t = arena_floats(scratch, sz.w2t);
-    float *tmp2 = arena_floats(scratch, sz.tmp2);
-    if (!w2t || !tmp2) goto exhausted;
-    transpose(w2t, w->upscale2_w, C1, 4 * C2);
-    gemm_nn(4 * C2, 4 * N, C1, 1.0f, w2t, C1, up1, 4 * N, 0.0f, tmp2, 4 * N);
-    conv_transpose2x2_scatter(up2, tmp2, w->upscale2_b, C2, 2 * G, 2 * G);
-    arena_reset(scratch, conv);
-    gelu_inplace(up2, sz.up2);
-
-    // Hypernetwork MLPs: mask token i (queries row 1 + i) -> (C2) weights.
-    for (int i = 0; i < Tm; i++)
-        mlp_forward(hyper + (size_t)i * C2, queries + (size_t)(1 + i) * D, w->hyper_mlps[i], 3, D,
+    // Hypernetwork MLPs of the requested mask tokens: token i (queries row
+    // 1 + i) -> (C2) weights.
+    for (int k = 0; k < n_masks; k++) {
+        const int i = first_mask + k;
+        mlp_forward(hyper + (size_t)k * C2, queries + (size_t)(1 + i) * D, w->hyper_mlps[i], 3, D,
                     D, C2, mlp_tmp);
-    // masks (Tm, 16 N) = hyper_in (Tm, C2) @ upscaled (C2, 16 N).
-    gemm_nn(Tm, 16 * N, C2, 1.0f, hyper, C2, up2, 16 * N, 0.0f, masks, 16 * N);
+    }
+    // Phase 2: output_upscaling on src.transpose(1, 2).view(D, G, G) (the
+    // token-major keys) and the masks hyper_in @ upscaled.
+    float *u1 = arena_floats(scratch, sz.u1);
+    float *u2 = arena_floats(scratch, sz.u2);
+    float *planes = arena_floats(scratch, sz.planes);
+    if (!u1 || !u2 || !planes) goto exhausted;
+    upscale_masks(masks, keys, hyper, n_masks, plan, w, cfg, u1, u2, planes);
 
     // IoU prediction head on the IoU token (no sigmoid).
     mlp_forward(iou, queries, w->iou_head, cfg->iou_head_depth, D, H, Tm, mlp_tmp);

@@ -4,52 +4,16 @@
 // image tokens (N = grid * grid).
 #include "two_way_transformer.h"
 
-#include <math.h>
 #include <string.h>
 
 #include "../kernels/kernels.h"
+#include "decoder_attention.h"
 
 // nn.LayerNorm default eps, used by every norm of the decoder transformer.
 #define DECODER_LN_EPS 1e-5f
 
 // Arena allocations are 64-byte aligned: count each as a multiple of 16 floats.
 static size_t arena_rounded(size_t n) { return (n + 15) & ~(size_t)15; }
-
-static size_t attention_scratch_floats(int nq, int nk, int internal) {
-    // q (nq, I), k (nk, I), v (nk, I), heads' output (nq, I), one head's scores (nq, nk).
-    return (size_t)2 * nq * internal + (size_t)2 * nk * internal + (size_t)nq * nk;
-}
-
-// Attention.forward(q, k, v): project to the internal width, split into
-// `heads` contiguous channel blocks (_separate_heads), softmax(q k^T /
-// sqrt(head_dim)) v per head, recombine, out_proj.
-// out: (nq, dim); q_in: (nq, dim); k_in, v_in: (nk, dim).
-// scratch: attention_scratch_floats(nq, nk, internal) floats.
-static void attention_forward(float *out, const float *q_in, const float *k_in,
-                              const float *v_in, int nq, int nk, int dim, int internal,
-                              int heads, const AttentionWeights *w, float *scratch) {
-    const int hd = internal / heads;
-    float *q = scratch;
-    float *k = q + (size_t)nq * internal;
-    float *v = k + (size_t)nk * internal;
-    float *o = v + (size_t)nk * internal;
-    float *s = o + (size_t)nq * internal;
-    linear_forward(q, q_in, w->q_proj.weight, w->q_proj.bias, nq, dim, internal);
-    linear_forward(k, k_in, w->k_proj.weight, w->k_proj.bias, nk, dim, internal);
-    linear_forward(v, v_in, w->v_proj.weight, w->v_proj.bias, nk, dim, internal);
-    // `attn / math.sqrt(c_per_head)`: a division by the float32 scalar, as torch does.
-    const float scale = (float)sqrt((double)hd);
-    const size_t n_scores = (size_t)nq * nk;
-    for (int h = 0; h < heads; h++) {
-        // s (nq, nk) = q_h (nq, hd) @ k_h^T; the head is columns [h*hd, (h+1)*hd).
-        gemm_nt(nq, nk, hd, 1.0f, q + h * hd, internal, k + h * hd, internal, 0.0f, s, nk);
-        for (size_t i = 0; i < n_scores; i++) s[i] = s[i] / scale;
-        softmax_rows(s, nq, nk);
-        // o_h (nq, hd) = s @ v_h, written into the recombined (nq, I) layout.
-        gemm_nn(nq, hd, nk, 1.0f, s, nk, v + h * hd, internal, 0.0f, o + h * hd, internal);
-    }
-    linear_forward(out, o, w->out_proj.weight, w->out_proj.bias, nq, internal, dim);
-}
 
 // dst = a + b elementwise (the `queries + query_pe` sums).
 static void add_to(float *dst, const float *a, const float *b, size_t n) {
@@ -61,22 +25,25 @@ static void add_to(float *dst, const float *a, const float *b, size_t n) {
 typedef struct TwoWaySizes {
     size_t q_pe;      // (T, D) queries + query_pe
     size_t k_pe;      // (N, D) keys + key_pe
-    size_t attn_out;  // (max(T, N), D) attention output
+    size_t attn_out;  // (T, D) attention output
     size_t mlp;       // (T, mlp) MLP hidden
-    size_t attn;      // attention scratch, the largest of the four attentions
+    size_t attn;      // attention scratch, the largest of the attentions
 } TwoWaySizes;
 
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
 static void two_way_sizes(TwoWaySizes *s, const SamConfig *cfg, int T, int N) {
-    const int D = cfg->prompt_dim, Ic = cfg->attn_internal_dim;
+    const int D = cfg->prompt_dim;
+    const AttentionDims self = {D, D, cfg->decoder_heads};
+    const AttentionDims cross = {D, cfg->attn_internal_dim, cfg->decoder_heads};
     s->q_pe = (size_t)T * D;
     s->k_pe = (size_t)N * D;
-    s->attn_out = (size_t)(T > N ? T : N) * D;
+    s->attn_out = (size_t)T * D;
     s->mlp = (size_t)T * cfg->decoder_mlp_dim;
-    size_t a = attention_scratch_floats(T, T, D);           // self-attention
-    size_t b = attention_scratch_floats(T, N, Ic);          // token -> image
-    size_t c = attention_scratch_floats(N, T, Ic);          // image -> token
-    s->attn = a > b ? a : b;
-    s->attn = s->attn > c ? s->attn : c;
+    s->attn = attention_reference_scratch_floats(T, T, self);
+    s->attn = max_size(s->attn, attention_to_image_scratch_floats(T, N, cross));
+    s->attn = max_size(s->attn, attention_to_projected_image_scratch_floats(T, N, cross));
+    s->attn = max_size(s->attn, attention_from_image_scratch_floats(T, N, cross));
 }
 
 size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, int n_image) {
@@ -88,10 +55,13 @@ size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, in
 
 int two_way_transformer_forward(float *queries, float *keys, const float *query_pe,
                                 const float *key_pe, int n_tokens, int n_image,
-                                const MaskDecoderWeights *w, const SamConfig *cfg,
-                                Arena *scratch, SamError *err) {
-    const int T = n_tokens, N = n_image, D = cfg->prompt_dim, Ic = cfg->attn_internal_dim;
-    const int heads = cfg->decoder_heads, mlp_dim = cfg->decoder_mlp_dim;
+                                int n_out_tokens, const FirstBlockProjections *first,
+                                DecoderPath path, const MaskDecoderWeights *w,
+                                const SamConfig *cfg, Arena *scratch, SamError *err) {
+    const int T = n_tokens, N = n_image, D = cfg->prompt_dim, mlp_dim = cfg->decoder_mlp_dim;
+    const AttentionDims self = {D, D, cfg->decoder_heads};
+    const AttentionDims cross = {D, cfg->attn_internal_dim, cfg->decoder_heads};
+    const int fold = path == DECODER_PATH_FAST;
     const size_t td = (size_t)T * D, nd = (size_t)N * D;
     TwoWaySizes sz;
     two_way_sizes(&sz, cfg, T, N);
@@ -109,16 +79,17 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
 
     for (int l = 0; l < cfg->decoder_depth; l++) {
         const TwoWayBlockWeights *b = &w->layers[l];
+        // The image side of block 0 is the same for every prompt without a
+        // mask input: its projections may come precomputed.
+        const FirstBlockProjections *pre = l == 0 && fold ? first : NULL;
         // Self attention. Layer 0 (skip_first_layer_pe): no PE and no
         // residual, queries = self_attn(queries, queries, queries).
         if (l == 0) {
-            attention_forward(attn_out, queries, queries, queries, T, T, D, D, heads,
-                              &b->self_attn, attn);
+            attention_reference(attn_out, queries, queries, queries, T, T, self, &b->self_attn, attn);
             memcpy(queries, attn_out, sizeof(float) * td);
         } else {
             add_to(q_pe, queries, query_pe, td);
-            attention_forward(attn_out, q_pe, q_pe, queries, T, T, D, D, heads, &b->self_attn,
-                              attn);
+            attention_reference(attn_out, q_pe, q_pe, queries, T, T, self, &b->self_attn, attn);
             add_inplace(queries, attn_out, td);
         }
         layernorm_rows(queries, queries, b->norm1.weight, b->norm1.bias, T, D, DECODER_LN_EPS);
@@ -126,9 +97,15 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
         // Cross attention, tokens to image: q = queries + query_pe,
         // k = keys + key_pe, v = keys.
         add_to(q_pe, queries, query_pe, td);
-        add_to(k_pe, keys, key_pe, nd);
-        attention_forward(attn_out, q_pe, k_pe, keys, T, N, D, Ic, heads,
-                          &b->cross_attn_token_to_image, attn);
+        if (pre) {
+            attention_to_projected_image(attn_out, q_pe, pre->token_to_image_k,
+                                         pre->token_to_image_v, T, N, cross,
+                                         &b->cross_attn_token_to_image, attn);
+        } else {
+            add_to(k_pe, keys, key_pe, nd);
+            attention_to_image(attn_out, q_pe, k_pe, keys, T, N, cross,
+                               &b->cross_attn_token_to_image, fold, attn);
+        }
         add_inplace(queries, attn_out, td);
         layernorm_rows(queries, queries, b->norm2.weight, b->norm2.bias, T, D, DECODER_LN_EPS);
 
@@ -143,21 +120,45 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
         // since the token-to-image attention), k = queries + query_pe,
         // v = queries; added to the keys.
         add_to(q_pe, queries, query_pe, td);
-        attention_forward(attn_out, k_pe, q_pe, queries, N, T, D, Ic, heads,
-                          &b->cross_attn_image_to_token, attn);
-        add_inplace(keys, attn_out, nd);
+        attention_from_image_add(keys, k_pe, pre ? pre->image_to_token_q : NULL, q_pe, queries, T, N,
+                                 cross, &b->cross_attn_image_to_token, fold, attn);
         layernorm_rows(keys, keys, b->norm4.weight, b->norm4.bias, N, D, DECODER_LN_EPS);
     }
 
     // Final attention from the tokens to the image, residual, norm_final_attn.
-    add_to(q_pe, queries, query_pe, td);
+    // Each token row attends on its own, so only the rows the caller reads
+    // are computed (the fast path; the reference computes all).
+    const int T_out = fold && n_out_tokens > 0 && n_out_tokens < T ? n_out_tokens : T;
+    const size_t tod = (size_t)T_out * D;
+    add_to(q_pe, queries, query_pe, tod);
     add_to(k_pe, keys, key_pe, nd);
-    attention_forward(attn_out, q_pe, k_pe, keys, T, N, D, Ic, heads, &w->final_attn_token_to_image,
-                      attn);
-    add_inplace(queries, attn_out, td);
-    layernorm_rows(queries, queries, w->norm_final_attn.weight, w->norm_final_attn.bias, T, D,
+    attention_to_image(attn_out, q_pe, k_pe, keys, T_out, N, cross, &w->final_attn_token_to_image,
+                       fold, attn);
+    add_inplace(queries, attn_out, tod);
+    layernorm_rows(queries, queries, w->norm_final_attn.weight, w->norm_final_attn.bias, T_out, D,
                    DECODER_LN_EPS);
 
     arena_reset(scratch, mark);
     return 0;
+}
+
+size_t first_block_projections_floats(const SamConfig *cfg) {
+    return (size_t)3 * cfg->grid * cfg->grid * cfg->attn_internal_dim;
+}
+
+void first_block_projections_compute(FirstBlockProjections *out, float *buffer, const float *keys,
+                                     const float *key_pe, const MaskDecoderWeights *w,
+                                     const SamConfig *cfg, float *k_pe) {
+    const int N = cfg->grid * cfg->grid, D = cfg->prompt_dim, I = cfg->attn_internal_dim;
+    const TwoWayBlockWeights *b = &w->layers[0];
+    out->token_to_image_k = buffer;
+    out->token_to_image_v = buffer + (size_t)N * I;
+    out->image_to_token_q = buffer + (size_t)2 * N * I;
+    add_to(k_pe, keys, key_pe, (size_t)N * D);
+    linear_forward(buffer, k_pe, b->cross_attn_token_to_image.k_proj.weight,
+                   b->cross_attn_token_to_image.k_proj.bias, N, D, I);
+    linear_forward(buffer + (size_t)N * I, keys, b->cross_attn_token_to_image.v_proj.weight,
+                   b->cross_attn_token_to_image.v_proj.bias, N, D, I);
+    linear_forward(buffer + (size_t)2 * N * I, k_pe, b->cross_attn_image_to_token.q_proj.weight,
+                   b->cross_attn_image_to_token.q_proj.bias, N, D, I);
 }

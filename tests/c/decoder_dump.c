@@ -1,7 +1,10 @@
 // Test tool: runs the prompt encoder and the mask decoder on tensors written
 // by tests/decoder.test.mjs (random weights from the PyTorch reference,
 // tools/sam_ref/model.py) and writes every stage for comparison.
-//   decoder_dump DIR CASE
+//   decoder_dump DIR CASE [reference|fast|state]
+// The decoder runs on the given path: the straightforward transcription,
+// the rearranged attentions (default), or those plus the per-image state
+// (mask_decoder_prepare_image; only for prompts without a mask input).
 // DIR/w/<state_dict key>.f32       prompt_encoder.* and mask_decoder.* weights (raw f32)
 // DIR/embedding.f32                image embedding (256, 64, 64)
 // DIR/CASE/prompt.txt              "n_points has_box has_mask"
@@ -169,11 +172,11 @@ static int write_raw(const char *dir, const char *cs, const char *name, const vo
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s DIR CASE\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s DIR CASE [reference|fast|state]\n", argv[0]);
         return 2;
     }
-    const char *dir = argv[1], *cs = argv[2];
+    const char *dir = argv[1], *cs = argv[2], *path_name = argc == 4 ? argv[3] : "fast";
     SamConfig c;
     memset(&c, 0, sizeof c);
     c.img_size = 1024;
@@ -247,9 +250,24 @@ int main(int argc, char **argv) {
     SamError err = {{0}};
     prompt_encode_sparse(sparse, coords, labels, n_points, box, &pw, &c);
     prompt_dense_pe(dense_pe, &pw, &c);
+    MaskDecoderPlan plan;
+    float *state_buffer = malloc(sizeof(float) * mask_decoder_image_state_floats(&c));
+    float *prepare_scratch = malloc(sizeof(float) * mask_decoder_prepare_scratch_floats(&c));
+    if (mask_decoder_plan_init(&plan, dense_pe, &dw, &c) || !state_buffer || !prepare_scratch)
+        return fprintf(stderr, "out of memory\n"), 1;
+    DecoderImageState state;
+    const DecoderImageState *use_state = NULL;
+    if (strcmp(path_name, "state") == 0) {
+        if (has_mask) return fprintf(stderr, "the per-image state is for prompts without a mask\n"), 1;
+        mask_decoder_prepare_image(&state, state_buffer, embedding, pw.no_mask_embed, &plan, &dw,
+                                   &c, prepare_scratch);
+        use_state = &state;
+    }
+    const DecoderPath decoder_path = strcmp(path_name, "reference") == 0 ? DECODER_PATH_REFERENCE
+                                                                 : DECODER_PATH_FAST;
     if (prompt_encode_dense(dense, mask, &pw, &c, &arena, &err) ||
-        mask_decoder_forward(masks, iou, embedding, dense_pe, dense, sparse, n_sparse, &dw, &c,
-                             &arena, &err)) {
+        mask_decoder_forward(masks, iou, embedding, dense, use_state, &plan, sparse, n_sparse, 0,
+                             c.num_mask_tokens, decoder_path, &dw, &c, &arena, &err)) {
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }
@@ -278,5 +296,8 @@ int main(int argc, char **argv) {
     free(dense_pe);
     free(dense);
     free(masks);
+    mask_decoder_plan_free(&plan);
+    free(state_buffer);
+    free(prepare_scratch);
     return 0;
 }
