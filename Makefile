@@ -34,6 +34,16 @@ $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libsam.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libsam.a $(LDLIBS)
 
+# Benchmark programs (not part of `all`): make bench -> build/bench/decode_bench
+BENCH_SRC := $(shell find bench/c -name '*.c' 2>/dev/null | sort)
+BENCH_BIN := $(BENCH_SRC:bench/c/%.c=$(BUILD)/bench/%)
+
+bench: $(BENCH_BIN)
+
+$(BUILD)/bench/%: bench/c/%.c $(BUILD)/libsam.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libsam.a $(LDLIBS)
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
@@ -43,4 +53,4 @@ $(BUILD)/obj/%.o: %.c
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all clean
+.PHONY: all bench clean

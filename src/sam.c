@@ -16,6 +16,7 @@
 #endif
 
 #include "common/arena.h"
+#include "common/clock.h"
 #include "common/half.h"
 #include "image/transforms.h"
 #include "model/mask_decoder.h"
@@ -471,6 +472,7 @@ int sam_predict(SamModel *m, const SamImage *img, const SamPrompt *p, SamMasks *
         return sam_error(err, "image state was made by another model ('%s', this model '%s')",
                          img->model_id, m->id);
     if (check_prompt(p, c, err)) return -1;
+    const double t_start = sam_clock_ms();
     const int D = c->prompt_dim, G = c->grid, lr = 4 * G;
     Arena *arena = &m->decode_arena;
     arena_reset(arena, 0);
@@ -498,11 +500,14 @@ int sam_predict(SamModel *m, const SamImage *img, const SamPrompt *p, SamMasks *
         if (!dense) return sam_error(err, "decoder scratch exhausted");
         if (prompt_encode_dense(dense, p->mask_input, &m->weights.prompt, c, arena, err)) return -1;
     }
+    const double t_prompt = sam_clock_ms();
     if (mask_decoder_forward(masks_low, all_iou, img->embedding, dense,
                              dense ? NULL : &img->decoder_state, &m->decoder_plan, sparse,
                              n_sparse, first, count, DECODER_PATH_FAST, &m->weights.decoder, c,
-                             arena, err))
+                             arena, out->stage_ms + SAM_STAGE_TRANSFORMER, err))
         return -1;
+    out->stage_ms[SAM_STAGE_PROMPT] = (float)(t_prompt - t_start);
+    const double t_post = sam_clock_ms();
 
     const size_t hw = (size_t)img->height * img->width;
     out->count = count;
@@ -550,6 +555,7 @@ int sam_predict(SamModel *m, const SamImage *img, const SamPrompt *p, SamMasks *
         // (NaN >= threshold is false) and keeps the value printable as JSON.
         out->stability[k] = above_lo ? (float)above_hi / (float)above_lo : 0.0f;
     }
+    out->stage_ms[SAM_STAGE_POSTPROCESS] = (float)(sam_clock_ms() - t_post);
     return 0;
 }
 

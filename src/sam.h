@@ -92,6 +92,15 @@ typedef struct SamPrompt {
     SamOutput output;         // which masks to bring to the original size (default: all)
 } SamPrompt;
 
+// Stages of sam_predict, as reported in SamMasks.stage_ms.
+enum {
+    SAM_STAGE_PROMPT = 0,       // prompt encoder (points, box, mask input)
+    SAM_STAGE_TRANSFORMER = 1,  // two-way transformer
+    SAM_STAGE_UPSCALE = 2,      // output upscaling, hypernetworks and IoU head
+    SAM_STAGE_POSTPROCESS = 3,  // masks at the original size, stability scores
+    SAM_STAGE_COUNT = 4,
+};
+
 typedef struct SamMasks {
     int count;                 // 3 (multimask) or 1
     int width, height;         // original image size
@@ -104,6 +113,8 @@ typedef struct SamMasks {
     int mask_count;            // full-size masks: count, 1 (best) or 0 (low-res only)
     int mask_index[SAM_MAX_MASKS];  // candidate of each full-size mask
     uint8_t *masks;            // (mask_count, height, width), 0 or 1 (logit > 0); NULL if none
+    // Wall time of this call's stages, ms (SAM_STAGE_*), for profiling.
+    float stage_ms[SAM_STAGE_COUNT];
 } SamMasks;
 
 // Decodes one prompt (SamPredictor.predict). Points outside the image are

@@ -2,8 +2,8 @@
 // against the native CLI: the same embedding and prompts give the same
 // low-res logits (1e-4) and identical masks; setImage matches `sam encode`;
 // conversion is byte-identical; bad input rejects and leaves the predictor
-// usable; latest-wins scheduling; the wasm simd128 GEMM against the scalar
-// reference.
+// usable; latest-wins scheduling; the wasm simd128 GEMM, softmax, GELU and
+// LayerNorms against their scalar references.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -48,7 +48,7 @@ function readPng(file) {
 }
 
 test('build/wasm exists (./build.sh wasm)', () => {
-  for (const f of ['sam_wasm.mjs', 'sam_wasm.wasm', 'tests/test_gemm.cjs']) {
+  for (const f of ['sam_wasm.mjs', 'sam_wasm.wasm', 'tests/test_gemm.cjs', 'tests/test_simd_ops.cjs']) {
     assert.ok(fs.existsSync(path.join(WASM, f)), `missing build/wasm/${f}: run ./build.sh wasm`);
   }
 });
@@ -60,6 +60,19 @@ test('wasm simd128 GEMM matches the scalar reference around the tile', (t) => {
   assert.match(r.stdout, /active variant: wasmsimd/);
   assert.match(r.stdout, / 0 failed/);
   const bench = run('node', [path.join(WASM, 'tests/test_gemm.cjs'), '--bench']);
+  assert.equal(bench.status, 0, bench.stdout + bench.stderr);
+  for (const line of bench.stdout.trim().split('\n')) t.diagnostic(line);
+});
+
+test('wasm simd128 softmax, GELU and LayerNorms match the scalar references', (t) => {
+  const program = path.join(WASM, 'tests/test_simd_ops.cjs');
+  const r = run('node', [program]);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /variant wasmsimd ok/);
+  assert.match(r.stdout, /variant scalar +ok/);
+  assert.match(r.stdout, /active variant: wasmsimd/);
+  assert.match(r.stdout, / 0 failed/);
+  const bench = run('node', [program, '--bench']);
   assert.equal(bench.status, 0, bench.stdout + bench.stderr);
   for (const line of bench.stdout.trim().split('\n')) t.diagnostic(line);
 });
@@ -118,15 +131,19 @@ describe('WASM predictor vs the native CLI', () => {
   test('same embedding, same prompts: logits within 1e-4, identical masks', async () => {
     await sam.setEmbedding(fs.readFileSync(emb));
     assert.deepEqual(sam.imageSize, { width: 97, height: 61 });
-    let pointLogits = null;
     for (const [name, args, prompt] of cases) {
       const out = path.join(dir, name.replace(/\W+/g, '_'));
       const cliArgs = args.map((a) => (a === 'MASK' ? path.join(dir, 'point', 'low_res_logits.npy') : a));
       runOk(SAM, ['predict', '--model', pth, '--embedding', emb, ...cliArgs, '--out', out]);
       const jsPrompt = { ...prompt };
-      if (jsPrompt.maskInput) jsPrompt.maskInput = pointLogits.subarray(2 * 64 * 64, 3 * 64 * 64);
+      // The same mask input on both sides: the CLI's logits of the point
+      // case (the WASM ones differ by ~1e-5, and random weights amplify an
+      // input difference through the mask downscaling ~10x).
+      if (jsPrompt.maskInput) {
+        jsPrompt.maskInput = Float32Array.from(
+          readNpy(path.join(dir, 'point', 'low_res_logits.npy')).data.subarray(2 * 64 * 64, 3 * 64 * 64));
+      }
       const r = await sam.predict(jsPrompt);
-      if (name === 'point') pointLogits = r.lowResLogits;
       const ref = readNpy(path.join(out, 'low_res_logits.npy'));
       const json = JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8'));
       assert.equal(r.masks.length, json.masks.length, name);
@@ -207,6 +224,25 @@ describe('WASM predictor vs the native CLI', () => {
     await assert.rejects(SamPredictor.load(ckpt.subarray(0, ckpt.length >> 1)), /cannot load the model: .+/);
     await assert.rejects(SamPredictor.load(new Uint8Array(100)), /not a checkpoint/);
     await expectOk();
+  });
+
+  test("output 'best' and 'lowres' return a subset of 'all', unchanged", async () => {
+    await sam.setEmbedding(fs.readFileSync(emb));
+    const prompt = { points: [[40, 30, 1]] };
+    const all = await sam.predict(prompt);
+    const best = await sam.predict(prompt, { output: 'best' });
+    const low = await sam.predict(prompt, { output: 'lowres' });
+    const top = all.masks.reduce((b, m, i) => (m.score > all.masks[b].score ? i : b), 0);
+    assert.equal(best.masks.length, 1);
+    assert.equal(best.masks[0].index, top);
+    assert.deepEqual(best.masks[0].data, all.masks[top].data);
+    assert.equal(best.masks[0].stability, all.masks[top].stability);
+    assert.equal(low.masks.length, 0);
+    for (const r of [best, low]) {
+      assert.deepEqual(r.scores, all.scores);
+      assert.deepEqual(r.lowResLogits, all.lowResLogits);
+    }
+    await assert.rejects(sam.predict(prompt, { output: 'everything' }), /output must be one of all, best, lowres/);
   });
 
   test('latest-wins: of 5 quick predicts only the first and the last complete', async () => {

@@ -170,6 +170,7 @@ EMSCRIPTEN_KEEPALIVE const float *samw_masks_stability(const SamMasks *r) { retu
 EMSCRIPTEN_KEEPALIVE const float *samw_masks_logits(const SamMasks *r) { return r->low_res_logits; }
 EMSCRIPTEN_KEEPALIVE const uint8_t *samw_masks_data(const SamMasks *r) { return r->masks; }
 EMSCRIPTEN_KEEPALIVE int samw_masks_mask_count(const SamMasks *r) { return r->mask_count; }
+EMSCRIPTEN_KEEPALIVE const float *samw_masks_stage_ms(const SamMasks *r) { return r->stage_ms; }
 EMSCRIPTEN_KEEPALIVE const int *samw_masks_mask_index(const SamMasks *r) { return r->mask_index; }
 
 EMSCRIPTEN_KEEPALIVE void samw_masks_free(SamMasks *r) {

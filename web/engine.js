@@ -192,7 +192,9 @@ export class Engine {
         M._samw_masks_mask_index(result), M._samw_masks_mask_index(result) + 4 * maskCount)));
       const mp = M._samw_masks_data(result);
       const masks = maskCount ? M.HEAPU8.slice(mp, mp + maskCount * width * height) : new Uint8Array(0);
-      return { count, width, height, lowRes, scores, stability, logits, masks, maskIndex };
+      const [prompt, transformer, upscale, postprocess] = f32(M._samw_masks_stage_ms(result), 4);
+      const stageMs = { prompt, transformer, upscale, postprocess };
+      return { count, width, height, lowRes, scores, stability, logits, masks, maskIndex, stageMs };
     } finally {
       if (result) M._samw_masks_free(result);
       for (const p of ptrs) M._free(p);

@@ -309,7 +309,9 @@ export class SamPredictor {
   // the cheapest, e.g. while following the mouse).
   // Resolves to {masks: [{data, width, height, score, stability, index}],
   // scores: Float32Array (K) of every candidate, lowResLogits: Float32Array
-  // (K, lowResSize, lowResSize), lowResSize}; index is the candidate.
+  // (K, lowResSize, lowResSize), lowResSize, stageMs}; index is the
+  // candidate; stageMs the decoder's time per stage {prompt, transformer,
+  // upscale, postprocess} in ms.
   async predict(prompt, { latest = false, output = 'all' } = {}) {
     if (!this.modelInfo) throw new Error('predict: no model loaded');
     const outputCode = OUTPUTS[output];
@@ -323,7 +325,7 @@ export class SamPredictor {
       data: r.masks.slice(j * n, (j + 1) * n), width: r.width, height: r.height,
       score: r.scores[k], stability: r.stability[k], index: k,
     }));
-    return { masks, scores: r.scores, lowResLogits: r.logits, lowResSize: r.lowRes };
+    return { masks, scores: r.scores, lowResLogits: r.logits, lowResSize: r.lowRes, stageMs: r.stageMs };
   }
 
   // Frees the model and stops the worker; pending calls reject.

@@ -542,16 +542,28 @@ void postprocess_mask_torch(uint8_t *mask, size_t *above_hi, size_t *above_lo, f
     for (int y = 0; y < h; y++) {
         const float *row = logits + (size_t)y * w;
         uint8_t *m = mask + (size_t)y * w;
+        // Branch-free (vectorisable) pass; the rare pixels near a threshold
+        // are then redone exactly and their contributions replaced.
+        int near = 0;
         for (int x = 0; x < w; x++) {
-            float v = row[x];
-            if (fabsf(v) <= margin || fabsf(v - hi) <= margin || fabsf(v - lo) <= margin) {
-                v = identity ? read_first_pass(&first, y, x)
-                             : bilinear_torch_pixel(read_first_pass, &first, resized_h, resized_w,
-                                                    h, w, second_channels_last, y, x);
-            }
+            const float v = row[x];
             m[x] = v > 0.0f;
             n_hi += v > hi;
             n_lo += v > lo;
+            near |= (fabsf(v) <= margin) | (fabsf(v - hi) <= margin) | (fabsf(v - lo) <= margin);
+        }
+        if (!near) continue;
+        for (int x = 0; x < w; x++) {
+            const float v = row[x];
+            if (!(fabsf(v) <= margin || fabsf(v - hi) <= margin || fabsf(v - lo) <= margin))
+                continue;
+            const float exact = identity ? read_first_pass(&first, y, x)
+                                         : bilinear_torch_pixel(read_first_pass, &first, resized_h,
+                                                                resized_w, h, w,
+                                                                second_channels_last, y, x);
+            m[x] = exact > 0.0f;
+            n_hi += (size_t)(exact > hi) - (size_t)(v > hi);
+            n_lo += (size_t)(exact > lo) - (size_t)(v > lo);
         }
     }
     *above_hi = n_hi;

@@ -68,6 +68,14 @@ void gemm_nn_with(const GemmVariant *v, int m, int n, int k, float alpha, const 
         gemm_nn_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+void gemm_tn_with(const GemmVariant *v, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc) {
+    if (v->kernel)
+        gemm_blocked_tn(v, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        gemm_tn_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 void gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
              float beta, float *c, int ldc) {
     gemm_nt_with(active_variant(), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -76,6 +84,11 @@ void gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const fl
 void gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
              float beta, float *c, int ldc) {
     gemm_nn_with(active_variant(), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_tn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+             float beta, float *c, int ldc) {
+    gemm_tn_with(active_variant(), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 const char *gemm_variant_name(void) { return active_variant()->name; }

@@ -83,9 +83,11 @@ static void scale_c(int m, int n, float beta, float *c, int ldc) {
     }
 }
 
-static void gemm_blocked(const GemmVariant *v, int trans_b, int m, int n, int k, float alpha,
-                         const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                         int ldc) {
+// trans_a: A is stored (k, m) (gemm_tn); its mr-wide panels are then plain
+// copies of row segments (pack_cols), as B's are in gemm_nn.
+static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, int n, int k,
+                         float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                         float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         scale_c(m, n, beta, c, ldc);
@@ -107,7 +109,9 @@ static void gemm_blocked(const GemmVariant *v, int trans_b, int m, int n, int k,
     void *raw = malloc(bytes);
     if (!raw) {
         // Out of memory for packing: the reference needs none.
-        if (trans_b)
+        if (trans_a)
+            gemm_tn_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else if (trans_b)
             gemm_nt_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else
             gemm_nn_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -128,7 +132,10 @@ static void gemm_blocked(const GemmVariant *v, int trans_b, int m, int n, int k,
                 pack_cols(b_pack, b + (size_t)pc * ldb + jc, ldb, nb, kb, nr);
             for (int ic = 0; ic < m; ic += mc) {
                 const int mb = imin(mc, m - ic);
-                pack_rows_fn(a_pack, a + (size_t)ic * lda + pc, lda, mb, kb, mr);
+                if (trans_a)
+                    pack_cols(a_pack, a + (size_t)pc * lda + ic, lda, mb, kb, mr);
+                else
+                    pack_rows_fn(a_pack, a + (size_t)ic * lda + pc, lda, mb, kb, mr);
                 for (int jr = 0; jr < nb; jr += nr) {
                     const int nt = imin(nr, nb - jr);
                     const float *bp = b_pack + (size_t)jr * kb;
@@ -157,10 +164,15 @@ static void gemm_blocked(const GemmVariant *v, int trans_b, int m, int n, int k,
 
 void gemm_blocked_nt(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    gemm_blocked(v, 1, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_blocked(v, 0, 1, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void gemm_blocked_nn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    gemm_blocked(v, 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_blocked(v, 0, 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_blocked_tn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    gemm_blocked(v, 1, 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

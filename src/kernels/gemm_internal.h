@@ -51,6 +51,8 @@ void gemm_blocked_nt(const GemmVariant *v, int m, int n, int k, float alpha, con
                      int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void gemm_blocked_nn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void gemm_blocked_tn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
 // SIMD variants; each returns NULL when the CPU lacks the instructions.
 #if SAM_GEMM_X86
@@ -69,13 +71,16 @@ const GemmVariant *gemm_variant_wasmsimd(void);
 int gemm_available_variants(const GemmVariant **out, int max);
 
 // The scalar reference described as a variant (kernel is NULL: callers use
-// gemm_nt_scalar / gemm_nn_scalar for it).
+// gemm_nt_scalar / gemm_nn_scalar / gemm_tn_scalar for it).
 extern const GemmVariant gemm_scalar_variant;
 
-// Runs gemm_nt / gemm_nn with a given variant (scalar when v->kernel is NULL).
+// Runs gemm_nt / gemm_nn / gemm_tn with a given variant (scalar when
+// v->kernel is NULL).
 void gemm_nt_with(const GemmVariant *v, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc);
 void gemm_nn_with(const GemmVariant *v, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc);
+void gemm_tn_with(const GemmVariant *v, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc);
 
 #endif

@@ -28,3 +28,16 @@ void gemm_nn_scalar(int m, int n, int k, float alpha, const float *a, int lda, c
         }
     }
 }
+
+void gemm_tn_scalar(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                    int ldb, float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++) {
+        float *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < n; j++) ci[j] = beta == 0.0f ? 0.0f : beta * ci[j];
+        for (int p = 0; p < k; p++) {
+            const float s = alpha * a[(size_t)p * lda + i];
+            const float *bp = b + (size_t)p * ldb;
+            for (int j = 0; j < n; j++) ci[j] += s * bp[j];
+        }
+    }
+}

@@ -19,6 +19,9 @@ void gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const fl
 // C (m, n) = alpha * A (m, k) @ B (k, n) + beta * C.
 void gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
              float beta, float *c, int ldc);
+// C (m, n) = alpha * A^T @ B (k, n) + beta * C, A stored (k, m).
+void gemm_tn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+             float beta, float *c, int ldc);
 
 // Scalar references of the above (always available; the dispatching versions
 // may call SIMD code). SAM_SCALAR=1 in the environment forces these natively.
@@ -26,15 +29,25 @@ void gemm_nt_scalar(int m, int n, int k, float alpha, const float *a, int lda, c
                     int ldb, float beta, float *c, int ldc);
 void gemm_nn_scalar(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                     int ldb, float beta, float *c, int ldc);
+void gemm_tn_scalar(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                    int ldb, float beta, float *c, int ldc);
 // Name of the active GEMM variant ("scalar", "avx2", "avx512", "wasmsimd").
 const char *gemm_variant_name(void);
 
 // LayerNorm over the last dim: x is (n, c). y may alias x.
+// Dispatches like softmax_rows: the SIMD variants accumulate in float, as
+// PyTorch does (two passes over x: the mean, then the centred values; see
+// ops_internal.h); layernorm_rows_scalar, the reference, accumulates in double.
 void layernorm_rows(float *y, const float *x, const float *gamma, const float *beta, int n,
                     int c, float eps);
+void layernorm_rows_scalar(float *y, const float *x, const float *gamma, const float *beta, int n,
+                           int c, float eps);
 // LayerNorm2d (SAM's): x is (c, hw) channel-major; normalises over c per pixel.
+// y may alias x. Dispatches like layernorm_rows.
 void layernorm_channels(float *y, const float *x, const float *gamma, const float *beta, int c,
                         int hw, float eps);
+void layernorm_channels_scalar(float *y, const float *x, const float *gamma, const float *beta,
+                               int c, int hw, float eps);
 // Exact GELU 0.5 x (1 + erf(x / sqrt 2)), as torch.nn.GELU() (never tanh).
 // Dispatches like softmax_rows (SIMD variants evaluate erf to ~3e-7);
 // gelu_inplace_scalar is the libm erff reference.
@@ -46,8 +59,18 @@ void relu_inplace(float *x, size_t n);
 // the scalar reference softmax_rows_scalar, which uses libm expf).
 void softmax_rows(float *x, int rows, int cols);
 void softmax_rows_scalar(float *x, int rows, int cols);
-// Name of the active softmax/GELU variant ("scalar", "avx2", "avx512").
+// Softmax of each column of x (rows, cols) over its rows, in place: for many
+// short softmaxes (the decoder's image-to-token attention: ~7 tokens for each
+// of 4096 x 8 image rows and heads), which then run across the vector lanes.
+// Dispatches like softmax_rows.
+void softmax_cols(float *x, int rows, int cols);
+void softmax_cols_scalar(float *x, int rows, int cols);
+// Name of the active softmax/GELU/LayerNorm variant ("scalar", "avx2",
+// "avx512", "wasmsimd").
 const char *ops_variant_name(void);
+// mean (n) and rstd (n) = 1 / sqrt(var + eps) of each row of x (n, c), as
+// layernorm_rows computes them (float, two passes; row_stats.c).
+void row_mean_rstd(const float *x, int n, int c, float eps, float *mean, float *rstd);
 // x += y elementwise.
 void add_inplace(float *x, const float *y, size_t n);
 // Transpose src (rows, cols) into dst (cols, rows).

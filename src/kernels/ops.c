@@ -1,9 +1,12 @@
-// Elementwise and normalisation kernels (scalar; memory-bound, so plain C
-// that the compiler vectorises is enough for now).
+// Elementwise and normalisation kernels: the scalar references (the
+// specification that the SIMD variants in ops_avx2.c, ops_avx512.c and
+// ops_wasmsimd.c are tested against; ops_dispatch.c dispatches), and the
+// memory-bound ones plain C serves for (relu, add, transpose).
 #include <math.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "ops_internal.h"
 
 void linear_forward(float *y, const float *x, const float *w, const float *bias, int m, int k,
                     int n) {
@@ -16,8 +19,9 @@ void linear_forward(float *y, const float *x, const float *w, const float *bias,
     }
 }
 
-void layernorm_rows(float *y, const float *x, const float *gamma, const float *beta, int n, int c,
-                    float eps) {
+// Reference LayerNorm, accumulating in double.
+void layernorm_rows_scalar(float *y, const float *x, const float *gamma, const float *beta, int n,
+                           int c, float eps) {
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * c;
         float *yi = y + (size_t)i * c;
@@ -37,8 +41,9 @@ void layernorm_rows(float *y, const float *x, const float *gamma, const float *b
     }
 }
 
-void layernorm_channels(float *y, const float *x, const float *gamma, const float *beta, int c,
-                        int hw, float eps) {
+// Reference LayerNorm2d, accumulating in double.
+void layernorm_channels_scalar(float *y, const float *x, const float *gamma, const float *beta,
+                               int c, int hw, float eps) {
     // SAM's LayerNorm2d: u = mean_c x; s = mean_c (x - u)^2; (x - u) / sqrt(s + eps).
     // Blocks of BLOCK pixels, channels in the outer loop, so that x is read
     // along its rows (per pixel the sums run over the channels in the same
@@ -73,8 +78,32 @@ void layernorm_channels(float *y, const float *x, const float *gamma, const floa
     }
 }
 
-// Reference GELU (the specification for ops_avx2.c / ops_avx512.c;
-// ops_dispatch.c dispatches).
+// The SIMD LayerNorm2d variants' arithmetic (corrected two-pass float
+// sums, ops_internal.h), one pixel at a time, for the pixels [p0, p1) that
+// do not fill a vector.
+void layernorm_channels_f32_pixels(float *y, const float *x, const float *gamma,
+                                   const float *beta, int c, int hw, int p0, int p1, float eps) {
+    for (int p = p0; p < p1; p++) {
+        float sum = 0.0f;
+        for (int ch = 0; ch < c; ch++) sum += x[(size_t)ch * hw + p];
+        const float m1 = sum / (float)c;
+        float sd = 0.0f, sdd = 0.0f;
+        for (int ch = 0; ch < c; ch++) {
+            const float d = x[(size_t)ch * hw + p] - m1;
+            sd += d;
+            sdd += d * d;
+        }
+        const float e = sd / (float)c, mean = m1 + e;
+        const float var = sdd / (float)c - e * e;
+        const float inv = 1.0f / sqrtf((var < 0.0f ? 0.0f : var) + eps);
+        for (int ch = 0; ch < c; ch++) {
+            const size_t at = (size_t)ch * hw + p;
+            y[at] = (x[at] - mean) * inv * gamma[ch] + beta[ch];
+        }
+    }
+}
+
+// Reference GELU, libm erff.
 void gelu_inplace_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
@@ -83,8 +112,7 @@ void relu_inplace(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-// Reference softmax (the specification for ops_avx2.c / ops_avx512.c;
-// ops_dispatch.c dispatches).
+// Reference softmax, libm expf.
 void softmax_rows_scalar(float *x, int rows, int cols) {
     for (int i = 0; i < rows; i++) {
         float *r = x + (size_t)i * cols;
@@ -98,6 +126,30 @@ void softmax_rows_scalar(float *x, int rows, int cols) {
         const float inv = 1.0f / sum;
         for (int j = 0; j < cols; j++) r[j] *= inv;
     }
+}
+
+// Reference column softmax: per column the same steps as softmax_rows_scalar
+// (max, expf of the difference, float sum, one reciprocal), rows in order.
+void softmax_cols_scalar_range(float *x, int rows, int cols, int j0, int j1) {
+    for (int j = j0; j < j1; j++) {
+        float mx = x[j];
+        for (int i = 1; i < rows; i++) {
+            const float v = x[(size_t)i * cols + j];
+            mx = v > mx ? v : mx;
+        }
+        float sum = 0.0f;
+        for (int i = 0; i < rows; i++) {
+            float *p = x + (size_t)i * cols + j;
+            *p = expf(*p - mx);
+            sum += *p;
+        }
+        const float inv = 1.0f / sum;
+        for (int i = 0; i < rows; i++) x[(size_t)i * cols + j] *= inv;
+    }
+}
+
+void softmax_cols_scalar(float *x, int rows, int cols) {
+    softmax_cols_scalar_range(x, rows, cols, 0, cols);
 }
 
 void add_inplace(float *x, const float *y, size_t n) {

@@ -1,5 +1,7 @@
-// AVX2 + FMA softmax and GELU (8 lanes; ragged tails use the libm-based
-// scalar formulas of the references in ops.c).
+// AVX2 + FMA softmax, GELU and LayerNorms (8 lanes). Ragged tails: softmax
+// and GELU use the libm-based scalar formulas of the references in ops.c, a
+// LayerNorm row sums its last < 8 elements in scalar float, LayerNorm2d
+// leaves its last < 8 pixels to layernorm_channels_f32_pixels.
 #include "ops_internal.h"
 
 #if SAM_GEMM_X86
@@ -74,6 +76,29 @@ __attribute__((target("avx2,fma"))) static void softmax_rows_avx2(float *x, int 
     }
 }
 
+// Column softmax: 8 columns per vector, the rows walked three times (max,
+// exp and sum, scale); ragged columns through the reference.
+__attribute__((target("avx2,fma"))) static void softmax_cols_avx2(float *x, int rows, int cols) {
+    const int full = cols & ~7;
+    for (int j = 0; j < full; j += 8) {
+        __m256 vmax = _mm256_set1_ps(-INFINITY);
+        for (int i = 0; i < rows; i++) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + (size_t)i * cols + j));
+        __m256 vsum = _mm256_setzero_ps();
+        for (int i = 0; i < rows; i++) {
+            float *p = x + (size_t)i * cols + j;
+            const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(p), vmax));
+            _mm256_storeu_ps(p, e);
+            vsum = _mm256_add_ps(vsum, e);
+        }
+        const __m256 vinv = _mm256_div_ps(_mm256_set1_ps(1.0f), vsum);
+        for (int i = 0; i < rows; i++) {
+            float *p = x + (size_t)i * cols + j;
+            _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), vinv));
+        }
+    }
+    softmax_cols_scalar_range(x, rows, cols, full, cols);
+}
+
 // GELU as in ops_avx512.c: x * Phi(x) with Phi from erfc(|x| / sqrt 2) =
 // exp(-z^2) t P(t), t = 1 / (1 + z / 2), taken on the side that does not cancel.
 __attribute__((target("avx2,fma"))) static inline __m256 gelu_avx2_vec(__m256 x) {
@@ -102,8 +127,133 @@ __attribute__((target("avx2,fma"))) static void gelu_avx2(float *x, size_t n) {
     if (i < n) gelu_inplace_scalar(x + i, n - i);
 }
 
+// LayerNorm over rows, the corrected two-pass float sums of ops_internal.h.
+// Four accumulators per sum (32 lanes).
+__attribute__((target("avx2,fma"))) static void layernorm_rows_avx2(
+    float *y, const float *x, const float *gamma, const float *beta, int n, int c, float eps) {
+    const int full32 = c & ~31, full8 = c & ~7;
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * c;
+        float *yi = y + (size_t)i * c;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int j = 0;
+        for (; j < full32; j += 32) {
+            a0 = _mm256_add_ps(a0, _mm256_loadu_ps(xi + j));
+            a1 = _mm256_add_ps(a1, _mm256_loadu_ps(xi + j + 8));
+            a2 = _mm256_add_ps(a2, _mm256_loadu_ps(xi + j + 16));
+            a3 = _mm256_add_ps(a3, _mm256_loadu_ps(xi + j + 24));
+        }
+        for (; j < full8; j += 8) a0 = _mm256_add_ps(a0, _mm256_loadu_ps(xi + j));
+        float sum = hsum_avx2(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; j < c; j++) sum += xi[j];
+        const float m1 = sum / (float)c;
+
+        const __m256 vm1 = _mm256_set1_ps(m1);
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        a0 = a1 = a2 = a3 = _mm256_setzero_ps();
+        for (j = 0; j < full32; j += 32) {
+            const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(xi + j), vm1);
+            const __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(xi + j + 8), vm1);
+            const __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(xi + j + 16), vm1);
+            const __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(xi + j + 24), vm1);
+            s0 = _mm256_add_ps(s0, d0);
+            s1 = _mm256_add_ps(s1, d1);
+            s2 = _mm256_add_ps(s2, d2);
+            s3 = _mm256_add_ps(s3, d3);
+            a0 = _mm256_fmadd_ps(d0, d0, a0);
+            a1 = _mm256_fmadd_ps(d1, d1, a1);
+            a2 = _mm256_fmadd_ps(d2, d2, a2);
+            a3 = _mm256_fmadd_ps(d3, d3, a3);
+        }
+        for (; j < full8; j += 8) {
+            const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(xi + j), vm1);
+            s0 = _mm256_add_ps(s0, d);
+            a0 = _mm256_fmadd_ps(d, d, a0);
+        }
+        float sd = hsum_avx2(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+        float sdd = hsum_avx2(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; j < c; j++) {
+            const float d = xi[j] - m1;
+            sd += d;
+            sdd += d * d;
+        }
+        const float e = sd / (float)c, mean = m1 + e;
+        const float var = sdd / (float)c - e * e;
+        const float inv = 1.0f / sqrtf((var < 0.0f ? 0.0f : var) + eps);
+
+        const __m256 vm = _mm256_set1_ps(mean), vinv = _mm256_set1_ps(inv);
+        for (j = 0; j < full8; j += 8) {
+            const __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xi + j), vm), vinv);
+            _mm256_storeu_ps(yi + j, _mm256_fmadd_ps(v, _mm256_loadu_ps(gamma + j),
+                                                     _mm256_loadu_ps(beta + j)));
+        }
+        for (; j < c; j++) yi[j] = (xi[j] - mean) * inv * gamma[j] + beta[j];
+    }
+}
+
+// LayerNorm2d as layernorm_channels_wasmsimd: blocks of SAM_LN2D_BLOCK
+// pixels (ops_internal.h), the last < 8 pixels one by one.
+__attribute__((target("avx2,fma"))) static void layernorm_channels_avx2(
+    float *y, const float *x, const float *gamma, const float *beta, int c, int hw, float eps) {
+    enum { B = SAM_LN2D_BLOCK };
+    // Per pixel of the block: mean holds m1, then the mean; inv the centred
+    // sum sd, then 1 / sqrt(var + eps); sdd the centred squares.
+    __attribute__((aligned(32))) float mean[B], inv[B], sdd[B];
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    const __m256 vc = _mm256_set1_ps((float)c), veps = _mm256_set1_ps(eps);
+    int p = 0;
+    for (int nb; (nb = (hw - p < B ? hw - p : B) & ~7) > 0; p += nb) {
+        for (int i = 0; i < nb; i += 8) {
+            _mm256_store_ps(mean + i, zero);
+            _mm256_store_ps(inv + i, zero);
+            _mm256_store_ps(sdd + i, zero);
+        }
+        for (int ch = 0; ch < c; ch++) {
+            const float *xc = x + (size_t)ch * hw + p;
+            for (int i = 0; i < nb; i += 8)
+                _mm256_store_ps(mean + i,
+                                _mm256_add_ps(_mm256_load_ps(mean + i), _mm256_loadu_ps(xc + i)));
+        }
+        for (int i = 0; i < nb; i += 8)
+            _mm256_store_ps(mean + i, _mm256_div_ps(_mm256_load_ps(mean + i), vc));
+        for (int ch = 0; ch < c; ch++) {
+            const float *xc = x + (size_t)ch * hw + p;
+            for (int i = 0; i < nb; i += 8) {
+                const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(xc + i), _mm256_load_ps(mean + i));
+                _mm256_store_ps(inv + i, _mm256_add_ps(_mm256_load_ps(inv + i), d));
+                _mm256_store_ps(sdd + i, _mm256_fmadd_ps(d, d, _mm256_load_ps(sdd + i)));
+            }
+        }
+        for (int i = 0; i < nb; i += 8) {
+            const __m256 e = _mm256_div_ps(_mm256_load_ps(inv + i), vc);
+            // var clamped at 0; MAXPS returns its second operand (var) when one is NaN.
+            const __m256 var = _mm256_max_ps(
+                zero, _mm256_fnmadd_ps(e, e, _mm256_div_ps(_mm256_load_ps(sdd + i), vc)));
+            _mm256_store_ps(mean + i, _mm256_add_ps(_mm256_load_ps(mean + i), e));
+            _mm256_store_ps(inv + i, _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_add_ps(var, veps))));
+        }
+        for (int ch = 0; ch < c; ch++) {
+            const float *xc = x + (size_t)ch * hw + p;
+            float *yc = y + (size_t)ch * hw + p;
+            const __m256 g = _mm256_set1_ps(gamma[ch]), b = _mm256_set1_ps(beta[ch]);
+            for (int i = 0; i < nb; i += 8) {
+                const __m256 v =
+                    _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xc + i), _mm256_load_ps(mean + i)),
+                                  _mm256_load_ps(inv + i));
+                _mm256_storeu_ps(yc + i, _mm256_fmadd_ps(v, g, b));
+            }
+        }
+    }
+    layernorm_channels_f32_pixels(y, x, gamma, beta, c, hw, p, hw, eps);
+}
+
 static const OpsVariant avx2_variant = {
-    .name = "avx2", .softmax_rows = softmax_rows_avx2, .gelu = gelu_avx2,
+    .name = "avx2",
+    .softmax_rows = softmax_rows_avx2,
+    .softmax_cols = softmax_cols_avx2,
+    .gelu = gelu_avx2,
+    .layernorm_rows = layernorm_rows_avx2,
+    .layernorm_channels = layernorm_channels_avx2,
 };
 
 const OpsVariant *ops_variant_avx2(void) {

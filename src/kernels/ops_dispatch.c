@@ -1,6 +1,8 @@
-// Dispatch of softmax and GELU, the same scheme as gemm.c: the variant is
-// chosen once on first use (an idempotent atomic store, the only mutable
-// global here); SAM_SCALAR=1 forces the scalar references.
+// Dispatch of softmax, GELU and the LayerNorms, the same scheme as gemm.c:
+// natively the variant is chosen once on first use from what the CPU
+// supports (an idempotent atomic store, the only mutable global here); in
+// WASM the simd128 variant is compiled in and listed first. SAM_SCALAR=1
+// forces the scalar references.
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +11,12 @@
 #include "ops_internal.h"
 
 static const OpsVariant ops_scalar_variant = {
-    .name = "scalar", .softmax_rows = softmax_rows_scalar, .gelu = gelu_inplace_scalar,
+    .name = "scalar",
+    .softmax_rows = softmax_rows_scalar,
+    .softmax_cols = softmax_cols_scalar,
+    .gelu = gelu_inplace_scalar,
+    .layernorm_rows = layernorm_rows_scalar,
+    .layernorm_channels = layernorm_channels_scalar,
 };
 
 int ops_available_variants(const OpsVariant **out, int max) {
@@ -18,6 +25,9 @@ int ops_available_variants(const OpsVariant **out, int max) {
 #if SAM_GEMM_X86
     if ((found[count] = ops_variant_avx512()) != NULL) count++;
     if ((found[count] = ops_variant_avx2()) != NULL) count++;
+#endif
+#if defined(__wasm_simd128__) && defined(SAM_GEMM_WASMSIMD)
+    found[count++] = ops_variant_wasmsimd();
 #endif
     found[count++] = &ops_scalar_variant;
     if (count > max) count = max;
@@ -42,6 +52,18 @@ static const OpsVariant *active_variant(void) {
 
 void softmax_rows(float *x, int rows, int cols) { active_variant()->softmax_rows(x, rows, cols); }
 
+void softmax_cols(float *x, int rows, int cols) { active_variant()->softmax_cols(x, rows, cols); }
+
 void gelu_inplace(float *x, size_t n) { active_variant()->gelu(x, n); }
+
+void layernorm_rows(float *y, const float *x, const float *gamma, const float *beta, int n, int c,
+                    float eps) {
+    active_variant()->layernorm_rows(y, x, gamma, beta, n, c, eps);
+}
+
+void layernorm_channels(float *y, const float *x, const float *gamma, const float *beta, int c,
+                        int hw, float eps) {
+    active_variant()->layernorm_channels(y, x, gamma, beta, c, hw, eps);
+}
 
 const char *ops_variant_name(void) { return active_variant()->name; }

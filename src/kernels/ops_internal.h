@@ -1,8 +1,9 @@
 // Internal interface between the elementwise-kernel dispatcher
-// (ops_dispatch.c) and its SIMD variants (ops_avx2.c, ops_avx512.c): the
-// exp- and erf-bound kernels, softmax and GELU. The scalar references
-// softmax_rows_scalar and gelu_inplace_scalar in ops.c are the specification
-// the variants are tested against (tests/c/test_simd_ops.c).
+// (ops_dispatch.c) and its SIMD variants (ops_avx2.c, ops_avx512.c,
+// ops_wasmsimd.c): the exp- and erf-bound kernels (softmax, GELU) and the
+// LayerNorms. The scalar references softmax_rows_scalar, gelu_inplace_scalar,
+// layernorm_rows_scalar and layernorm_channels_scalar in ops.c are the
+// specification the variants are tested against (tests/c/test_simd_ops.c).
 #ifndef SAM_KERNELS_OPS_INTERNAL_H
 #define SAM_KERNELS_OPS_INTERNAL_H
 
@@ -11,9 +12,15 @@
 #include "gemm_internal.h"  // SAM_GEMM_X86: x86 SIMD variants compiled in
 
 typedef struct OpsVariant {
-    const char *name;  // "scalar", "avx2", "avx512"
+    const char *name;  // "scalar", "avx2", "avx512", "wasmsimd"
     void (*softmax_rows)(float *x, int rows, int cols);
+    void (*softmax_cols)(float *x, int rows, int cols);
     void (*gelu)(float *x, size_t n);
+    // Same contracts as layernorm_rows / layernorm_channels (kernels.h).
+    void (*layernorm_rows)(float *y, const float *x, const float *gamma, const float *beta, int n,
+                           int c, float eps);
+    void (*layernorm_channels)(float *y, const float *x, const float *gamma, const float *beta,
+                               int c, int hw, float eps);
 } OpsVariant;
 
 #if SAM_GEMM_X86
@@ -21,10 +28,43 @@ typedef struct OpsVariant {
 const OpsVariant *ops_variant_avx2(void);
 const OpsVariant *ops_variant_avx512(void);
 #endif
+// The WASM build (wasm/Makefile: -msimd128 -DSAM_GEMM_WASMSIMD) compiles
+// ops_wasmsimd.c; ops_dispatch.c then lists it first.
+#if defined(__wasm_simd128__) && defined(SAM_GEMM_WASMSIMD)
+const OpsVariant *ops_variant_wasmsimd(void);
+#endif
 
 // All variants usable on this CPU, best first, scalar last. Returns how many
 // were written to out (at most max).
 int ops_available_variants(const OpsVariant **out, int max);
+
+// The SIMD LayerNorms accumulate in float, with two passes over x for the
+// statistics, as PyTorch: the mean m1 = sum x / c, then the centred values
+// d = x - m1. The second pass sums d as well as d^2 (the "corrected
+// two-pass" algorithm; Chan, Golub and LeVeque 1983): e = sum d / c is the
+// rounding error of m1, so mean = m1 + e and var = sum d^2 / c - e^2. The
+// float sums of x round relative to |mean|, those of d only relative to the
+// spread of x: an offset row (|mean| >> std) keeps its precision, and a
+// constant row gives exactly beta, as the double-accumulating reference.
+// var is clamped at 0 (rounding can leave -tiny; NaN passes through).
+//
+// softmax_cols_scalar_range: the reference softmax_cols on columns [j0, j1)
+// only (the SIMD variants' ragged column ends).
+void softmax_cols_scalar_range(float *x, int rows, int cols, int j0, int j1);
+
+// layernorm_channels_f32_pixels is that arithmetic one pixel at a time, for
+// the pixels [p0, p1) that do not fill a vector (ops.c).
+void layernorm_channels_f32_pixels(float *y, const float *x, const float *gamma,
+                                   const float *beta, int c, int hw, int p0, int p1, float eps);
+
+// LayerNorm2d's SIMD variants walk x (c, hw) as the reference does: blocks
+// of SAM_LN2D_BLOCK pixels, channels in the outer loop, so that each pass
+// reads runs of the block's length along the rows of x, and the per-pixel
+// sums are vectors across the block's pixels (kept in stack arrays). A tile
+// of 16 pixels with the sums in registers, walking the channels with stride
+// hw, was 2x (V8) to 6x (AVX2) slower on 64 x 16384: one 64-byte line per
+// row and visit defeats the hardware prefetchers.
+#define SAM_LN2D_BLOCK 128
 
 // Coefficients shared by the SIMD GELUs: erfc(z) ~ exp(-z^2) t P(t) with
 // t = 1 / (1 + z / 2), z >= 0, P of degree 7. Fitted by us (least squares

@@ -27,7 +27,7 @@ static float dot(const float *a, const float *b, int n) {
 }
 
 // The cost model of the rearrangement (see the top of the file).
-static int folding_pays(int T, AttentionDims d) {
+int attention_folding_pays(int T, AttentionDims d) {
     return (double)d.heads * T * d.dim < (double)d.internal * (d.dim + T);
 }
 
@@ -96,7 +96,7 @@ size_t attention_to_image_scratch_floats(int T, int N, AttentionDims d) {
 void attention_to_image(float *out, const float *q_in, const float *k_in, const float *v_in, int T,
                         int N, AttentionDims d, const AttentionWeights *w, int allow_folding,
                         float *scratch) {
-    if (!allow_folding || !folding_pays(T, d)) {
+    if (!allow_folding || !attention_folding_pays(T, d)) {
         attention_reference(out, q_in, k_in, v_in, T, N, d, w, scratch);
         return;
     }
@@ -154,12 +154,15 @@ void attention_to_projected_image(float *out, const float *q_in, const float *k,
 // ---------------------------------------------------------------------------
 // Image -> tokens
 
-size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d) {
+size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d, int proj_e) {
     const size_t HT = (size_t)d.heads * T, I = (size_t)d.internal, D = (size_t)d.dim;
-    // k, v (T, I); scores (N, HT); then the larger of: the folded query
-    // vectors (HT, D) + (HT) or value vectors (HT, D); the reference
-    // form's q or o (N, I) and its projected output (N, D).
-    const size_t folded = HT * D + HT, reference = (size_t)N * (I + D);
+    const size_t E = (size_t)proj_e;
+    // k, v (T, I); scores (HT, N); then the larger of: the folded query
+    // vectors (HT, D) + (HT), or value vectors (HT, D) and their projection
+    // (HT, E) + (E); the reference form's q or o (N, I) and its projected
+    // output (N, D).
+    const size_t folded = HT * D + (HT > HT * E + E ? HT : HT * E + E);
+    const size_t reference = (size_t)N * (I + D);
     return 2 * (size_t)T * I + (size_t)N * HT + (folded > reference ? folded : reference);
 }
 
@@ -172,18 +175,20 @@ size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d) {
 //   W_o [sum_t p_{n,h,t} v_{t,h}]_h + b_o = sum_{h,t} p_{n,h,t} g_{h,t} + b_o,
 //   g_{h,t} = W_o[:, h] v_{t,h} (width D; W_o[:, h] the head's columns),
 // so the output projection of the N rows becomes one (N, HT) @ (HT, D)
-// product, accumulated straight into the image rows. Scores are stored
-// (N, HT) with head-major columns, so each (row, head) softmax is over T
-// contiguous values.
+// product, accumulated straight into the image rows. The scores are stored
+// transposed, (HT, N) with row h T + t: each (image row, head) softmax over
+// T tokens is then a softmax down a column, across the vector lanes
+// (softmax_cols), and the products read them through gemm_tn.
 void attention_from_image_add(float *image, const float *q_in, const float *q_projected,
                               const float *k_in, const float *v_in, int T, int N, AttentionDims d,
-                              const AttentionWeights *w, int allow_folding, float *scratch) {
+                              const AttentionWeights *w, int allow_folding,
+                              const ImageProjection *proj, float *scratch) {
     const int D = d.dim, I = d.internal, H = d.heads, hd = head_dim(d), HT = H * T;
-    const int fold = allow_folding && folding_pays(T, d);
+    const int fold = allow_folding && attention_folding_pays(T, d);
     float *k = scratch;
     float *v = k + (size_t)T * I;
-    float *s = v + (size_t)T * I;
-    float *rest = s + (size_t)N * HT;
+    float *st = v + (size_t)T * I;  // (HT, N)
+    float *rest = st + (size_t)N * HT;
     linear_forward(k, k_in, w->k_proj.weight, w->k_proj.bias, T, D, I);
     linear_forward(v, v_in, w->v_proj.weight, w->v_proj.bias, T, D, I);
 
@@ -198,10 +203,10 @@ void attention_from_image_add(float *image, const float *q_in, const float *q_pr
             for (int t = 0; t < T; t++)
                 e[h * T + t] = dot(w->q_proj.bias + h * hd, k + (size_t)t * I + h * hd, hd);
         }
-        gemm_nt(N, HT, D, 1.0f, q_in, D, bq, D, 0.0f, s, HT);
-        for (int n = 0; n < N; n++) {
-            float *row = s + (size_t)n * HT;
-            for (int j = 0; j < HT; j++) row[j] += e[j];
+        gemm_nt(HT, N, D, 1.0f, bq, D, q_in, D, 0.0f, st, N);
+        for (int r = 0; r < HT; r++) {
+            float *row = st + (size_t)r * N;
+            for (int n = 0; n < N; n++) row[n] += e[r];
         }
     } else {
         if (!q) {
@@ -209,13 +214,14 @@ void attention_from_image_add(float *image, const float *q_in, const float *q_pr
             linear_forward(qp, q_in, w->q_proj.weight, w->q_proj.bias, N, D, I);
             q = qp;
         }
+        // scores_h^T (T, N) = k_h (T, hd) @ q_h^T
         for (int h = 0; h < H; h++)
-            gemm_nt(N, T, hd, 1.0f, q + h * hd, I, k + h * hd, I, 0.0f, s + h * T, HT);
+            gemm_nt(T, N, hd, 1.0f, k + h * hd, I, q + h * hd, I, 0.0f, st + (size_t)h * T * N, N);
     }
     const float divisor = score_divisor(d);
     const size_t n_scores = (size_t)N * HT;
-    for (size_t i = 0; i < n_scores; i++) s[i] = s[i] / divisor;
-    softmax_rows(s, N * H, T);
+    for (size_t i = 0; i < n_scores; i++) st[i] = st[i] / divisor;
+    for (int h = 0; h < H; h++) softmax_cols(st + (size_t)h * T * N, T, N);
 
     if (fold) {
         float *g = rest;  // (HT, D); the query vectors above are no longer needed
@@ -223,14 +229,26 @@ void attention_from_image_add(float *image, const float *q_in, const float *q_pr
             // g_h (T, D) = v_h (T, hd) @ W_o[:, h]^T; W_o is (D, I), its head columns (D, hd).
             gemm_nt(T, D, hd, 1.0f, v + h * hd, I, w->out_proj.weight + h * hd, I, 0.0f,
                     g + (size_t)h * T * D, D);
-        gemm_nn(N, D, HT, 1.0f, s, HT, g, D, 1.0f, image, D);
+        gemm_tn(N, D, HT, 1.0f, st, N, g, D, 1.0f, image, D);
         for (int n = 0; n < N; n++) add_inplace(image + (size_t)n * D, w->out_proj.bias, (size_t)D);
+        if (proj) {
+            // The same update seen through the projection: rows += p (g W) + b_o W.
+            const int E = proj->e;
+            float *gw = g + (size_t)HT * D;    // (HT, E)
+            float *bw = gw + (size_t)HT * E;   // (E)
+            gemm_nn(HT, E, D, 1.0f, g, D, proj->w, E, 0.0f, gw, E);
+            gemm_nn(1, E, D, 1.0f, w->out_proj.bias, D, proj->w, E, 0.0f, bw, E);
+            gemm_tn(N, E, HT, 1.0f, st, N, gw, E, 1.0f, proj->rows, E);
+            for (int n = 0; n < N; n++) add_inplace(proj->rows + (size_t)n * E, bw, (size_t)E);
+        }
     } else {
         float *o = rest;                       // (N, I)
         float *out = o + (size_t)N * I;        // (N, D)
+        // o_h (N, hd) = p_h (N, T) @ v_h, p_h^T stored (T, N)
         for (int h = 0; h < H; h++)
-            gemm_nn(N, hd, T, 1.0f, s + h * T, HT, v + h * hd, I, 0.0f, o + h * hd, I);
+            gemm_tn(N, hd, T, 1.0f, st + (size_t)h * T * N, N, v + h * hd, I, 0.0f, o + h * hd, I);
         linear_forward(out, o, w->out_proj.weight, w->out_proj.bias, N, I, D);
         add_inplace(image, out, (size_t)N * D);
+        if (proj) gemm_nn(N, proj->e, D, 1.0f, out, D, proj->w, proj->e, 1.0f, proj->rows, proj->e);
     }
 }

@@ -47,12 +47,26 @@ void attention_to_projected_image(float *out, const float *q_in, const float *k,
                                   int T, int N, AttentionDims d, const AttentionWeights *w,
                                   float *scratch);
 
+// A linear projection of the image rows kept up to date with them:
+// rows (N, e) = image (N, D) @ w (D, e).
+typedef struct ImageProjection {
+    float *rows;
+    const float *w;
+    int e;
+} ImageProjection;
+
 // image (N, D) += Attention(q_in (N, D), k_in (T, D), v_in (T, D)): the
 // image-to-token attention with its residual add. q_projected, when not
 // NULL, is q_proj(q_in) (N, I) computed beforehand (q_in is then unused).
-size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d);
+// proj, when not NULL, receives the same update: proj->rows += update @
+// proj->w (N H T e multiply-adds in the rearranged form instead of N D e).
+size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d, int proj_e);
 void attention_from_image_add(float *image, const float *q_in, const float *q_projected,
                               const float *k_in, const float *v_in, int T, int N, AttentionDims d,
-                              const AttentionWeights *w, int allow_folding, float *scratch);
+                              const AttentionWeights *w, int allow_folding,
+                              const ImageProjection *proj, float *scratch);
+
+// Whether the rearranged forms cost less than the reference for T tokens.
+int attention_folding_pays(int T, AttentionDims d);
 
 #endif

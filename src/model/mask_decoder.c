@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/clock.h"
 #include "../kernels/kernels.h"
+#include "decoder_attention.h"
 #include "two_way_transformer.h"
 
 // Arena allocations are 64-byte aligned: count each as a multiple of 16 floats.
@@ -37,10 +39,11 @@ int mask_decoder_plan_init(MaskDecoderPlan *plan, const float *dense_pe,
     const int D = cfg->prompt_dim, N = cfg->grid * cfg->grid;
     const int C1 = cfg->upscale_dim1, C2 = cfg->upscale_dim2;
     const size_t n_key_pe = (size_t)N * D, n_w1 = (size_t)D * 4 * C1, n_b1 = (size_t)4 * C1;
-    const size_t n_w2 = (size_t)4 * C2 * C1;
-    float *buf = malloc(sizeof(float) * (n_key_pe + n_w1 + n_b1 + n_w2));
+    const size_t n_w2 = (size_t)4 * C2 * C1, n_proj = keys_projection_model_floats(cfg);
+    float *buf = malloc(sizeof(float) * (n_key_pe + n_w1 + n_b1 + n_w2 + n_proj));
     if (!buf) return -1;
     float *key_pe = buf, *w1 = key_pe + n_key_pe, *b1 = w1 + n_w1, *w2 = b1 + n_b1;
+    float *proj = w2 + n_w2;
     transpose(key_pe, dense_pe, D, N);
     // ConvTranspose2d weights are (in, out, kh, kw): tap = kh * 2 + kw.
     for (int ci = 0; ci < D; ci++)
@@ -57,6 +60,7 @@ int mask_decoder_plan_init(MaskDecoderPlan *plan, const float *dense_pe,
     plan->upscale1_w = w1;
     plan->upscale1_b = b1;
     plan->upscale2_w = w2;
+    keys_projection_init(&plan->keys_projection, proj, w1, 4 * C1, w, cfg);
     return 0;
 }
 
@@ -75,10 +79,10 @@ typedef struct DecoderSizes {
     size_t keys;     // (N, D) image tokens
     size_t hyper;    // (Tm, C2) hypernetwork outputs
     size_t mlp;      // 2 * max(D, H) hidden rows of the small MLPs
+    size_t u1;       // (N, 4 C1) first upscaling (or the keys projection that becomes it)
     // Phase 1: the transformer.
     size_t transformer;
     // Phase 2: output upscaling.
-    size_t u1;       // (N, 4 C1)
     size_t u2;       // (4 C2, 4N)
     size_t planes;   // (Tm, 4, 4N) mask logits before the scatter
 } DecoderSizes;
@@ -103,9 +107,10 @@ size_t mask_decoder_scratch_floats(const SamConfig *cfg, int n_sparse) {
     DecoderSizes s;
     decoder_sizes(&s, cfg, n_sparse);
     const size_t live = arena_rounded(s.tokens) + arena_rounded(s.queries) +
-                        arena_rounded(s.keys) + arena_rounded(s.hyper) + arena_rounded(s.mlp);
+                        arena_rounded(s.keys) + arena_rounded(s.hyper) + arena_rounded(s.mlp) +
+                        arena_rounded(s.u1);
     const size_t phase1 = s.transformer;
-    const size_t phase2 = arena_rounded(s.u1) + arena_rounded(s.u2) + arena_rounded(s.planes);
+    const size_t phase2 = arena_rounded(s.u2) + arena_rounded(s.planes);
     return live + (phase1 > phase2 ? phase1 : phase2);
 }
 
@@ -129,7 +134,8 @@ static void mlp_forward(float *out, const float *x, const LinearWeights *layers,
 }
 
 size_t mask_decoder_image_state_floats(const SamConfig *cfg) {
-    return (size_t)cfg->grid * cfg->grid * cfg->prompt_dim + first_block_projections_floats(cfg);
+    const size_t N = (size_t)cfg->grid * cfg->grid;
+    return N * cfg->prompt_dim + first_block_projections_floats(cfg) + N * 4 * cfg->upscale_dim1;
 }
 
 size_t mask_decoder_prepare_scratch_floats(const SamConfig *cfg) {
@@ -147,38 +153,53 @@ void mask_decoder_prepare_image(DecoderImageState *st, float *buffer, const floa
         for (int p = 0; p < N; p++)
             keys[(size_t)p * D + c] = image_embedding[(size_t)c * N + p] + no_mask_embed[c];
     st->keys = keys;
-    first_block_projections_compute(&st->first, buffer + (size_t)N * D, keys, plan->key_pe, w, cfg,
-                                    scratch);
+    float *projections = buffer + (size_t)N * D;
+    first_block_projections_compute(&st->first, projections, keys, plan->key_pe, w, cfg, scratch);
+    float *keys_m0 = projections + first_block_projections_floats(cfg);
+    const int E = plan->keys_projection.e;
+    gemm_nn(N, E, D, 1.0f, keys, D, plan->keys_projection.m[0], E, 0.0f, keys_m0, E);
+    st->keys_m0 = keys_m0;
 }
 
 // Steps 1-3 of the output upscaling (see the top of the file) for mask
 // tokens first_mask .. first_mask + n_masks - 1, whose hypernetwork outputs
 // are hyper (n_masks, C2). masks: (n_masks, 4G, 4G).
-static void upscale_masks(float *masks, const float *keys, const float *hyper, int n_masks,
-                          const MaskDecoderPlan *plan, const MaskDecoderWeights *w,
+static void upscale_masks(float *masks, const float *keys, int u1_projected, const float *hyper,
+                          int n_masks, const MaskDecoderPlan *plan, const MaskDecoderWeights *w,
                           const SamConfig *cfg, float *u1, float *u2, float *planes) {
     const int D = cfg->prompt_dim, G = cfg->grid, N = G * G;
     const int C1 = cfg->upscale_dim1, C2 = cfg->upscale_dim2;
     const size_t n4 = (size_t)4 * N;
-    // 1. ConvTranspose2d(D, C1) + bias, LayerNorm2d (eps 1e-6), GELU.
-    for (int n = 0; n < N; n++) memcpy(u1 + (size_t)n * 4 * C1, plan->upscale1_b, sizeof(float) * 4 * C1);
-    gemm_nn(N, 4 * C1, D, 1.0f, keys, D, plan->upscale1_w, 4 * C1, 1.0f, u1, 4 * C1);
+    // 1. ConvTranspose2d(D, C1) + bias (the product may have come through
+    // the KeysProjection), LayerNorm2d (eps 1e-6), GELU.
+    if (u1_projected) {
+        for (int n = 0; n < N; n++) add_inplace(u1 + (size_t)n * 4 * C1, plan->upscale1_b, (size_t)4 * C1);
+    } else {
+        for (int n = 0; n < N; n++) memcpy(u1 + (size_t)n * 4 * C1, plan->upscale1_b, sizeof(float) * 4 * C1);
+        gemm_nn(N, 4 * C1, D, 1.0f, keys, D, plan->upscale1_w, 4 * C1, 1.0f, u1, 4 * C1);
+    }
     layernorm_rows(u1, u1, w->upscale_norm.weight, w->upscale_norm.bias, 4 * N, C1, 1e-6f);
     gelu_inplace(u1, n4 * C1);
     // 2. ConvTranspose2d(C1, C2) without its bias.
     gemm_nt(4 * C2, 4 * N, C1, 1.0f, plan->upscale2_w, C1, u1, C1, 0.0f, u2, 4 * N);
-    // 3. + bias, GELU, hypernetwork weights: planes[k][tap2][r].
+    // 3. + bias, GELU, hypernetwork weights: planes[k][tap2][r], in blocks
+    // of pixels so that the block of u2 and of the planes stays in cache
+    // across the 4 C2 rows.
+    enum { BLOCK = 512 };
     memset(planes, 0, sizeof(float) * (size_t)n_masks * 4 * n4);
-    for (int tap = 0; tap < 4; tap++) {
-        for (int c = 0; c < C2; c++) {
-            float *row = u2 + ((size_t)tap * C2 + c) * n4;
-            const float b = w->upscale2_b[c];
-            for (size_t r = 0; r < n4; r++) row[r] += b;
-            gelu_inplace(row, n4);
-            for (int k = 0; k < n_masks; k++) {
-                float *plane = planes + ((size_t)k * 4 + tap) * n4;
-                const float h = hyper[(size_t)k * C2 + c];
-                for (size_t r = 0; r < n4; r++) plane[r] += h * row[r];
+    for (size_t r0 = 0; r0 < n4; r0 += BLOCK) {
+        const size_t len = n4 - r0 < BLOCK ? n4 - r0 : BLOCK;
+        for (int tap = 0; tap < 4; tap++) {
+            for (int c = 0; c < C2; c++) {
+                float *row = u2 + ((size_t)tap * C2 + c) * n4 + r0;
+                const float b = w->upscale2_b[c];
+                for (size_t r = 0; r < len; r++) row[r] += b;
+                gelu_inplace(row, len);
+                for (int k = 0; k < n_masks; k++) {
+                    float *plane = planes + ((size_t)k * 4 + tap) * n4 + r0;
+                    const float h = hyper[(size_t)k * C2 + c];
+                    for (size_t r = 0; r < len; r++) plane[r] += h * row[r];
+                }
             }
         }
     }
@@ -209,7 +230,8 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
                          const MaskDecoderPlan *plan, const float *sparse, int n_sparse,
                          int first_mask, int n_masks, DecoderPath path,
                          const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
-                         SamError *err) {
+                         float *stage_ms, SamError *err) {
+    const double t0 = sam_clock_ms();
     const int D = cfg->prompt_dim, G = cfg->grid, N = G * G, Tm = cfg->num_mask_tokens;
     const int T = 1 + Tm + n_sparse, C2 = cfg->upscale_dim2;
     const int H = cfg->iou_hidden_dim;
@@ -230,7 +252,8 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
     float *keys = arena_floats(scratch, sz.keys);
     float *hyper = arena_floats(scratch, sz.hyper);
     float *mlp_tmp = arena_floats(scratch, sz.mlp);
-    if (!tokens || !queries || !keys || !hyper || !mlp_tmp) goto exhausted;
+    float *u1 = arena_floats(scratch, sz.u1);
+    if (!tokens || !queries || !keys || !hyper || !mlp_tmp || !u1) goto exhausted;
 
     // predict_masks: tokens = [iou_token, mask_tokens, sparse prompt].
     memcpy(tokens, w->iou_token, sizeof(float) * D);
@@ -248,15 +271,26 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
                     image_embedding[(size_t)c * N + p] + dense[(size_t)c * N + p];
     }
 
-    // Phase 1: the two-way transformer.
+    // Phase 1: the two-way transformer, carrying the first upscaling
+    // convolution's product along when the image side starts from the
+    // per-image state and the rearranged attention is used.
+    const AttentionDims cross = {D, cfg->attn_internal_dim, cfg->decoder_heads};
+    const int project = state && path == DECODER_PATH_FAST && attention_folding_pays(T, cross);
+    KeysProjection projection = plan->keys_projection;
+    if (project) {
+        memcpy(u1, state->keys_m0, sizeof(float) * sz.u1);
+        projection.rows = u1;
+    }
     const size_t phase = arena_mark(scratch);
     // Read afterwards: the IoU token (row 0) and mask tokens 1 .. first_mask + n_masks - 1.
     if (two_way_transformer_forward(queries, keys, tokens, plan->key_pe, T, N, 1 + first_mask + n_masks,
-                                    state ? &state->first : NULL, path, w, cfg, scratch, err)) {
+                                    state ? &state->first : NULL, project ? &projection : NULL,
+                                    path, w, cfg, scratch, err)) {
         arena_reset(scratch, mark);
         return -1;
     }
     arena_reset(scratch, phase);
+    const double t1 = sam_clock_ms();
 
     // Hypernetwork MLPs of the requested mask tokens: token i (queries row
     // 1 + i) -> (C2) weights.
@@ -267,14 +301,17 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
     }
     // Phase 2: output_upscaling on src.transpose(1, 2).view(D, G, G) (the
     // token-major keys) and the masks hyper_in @ upscaled.
-    float *u1 = arena_floats(scratch, sz.u1);
     float *u2 = arena_floats(scratch, sz.u2);
     float *planes = arena_floats(scratch, sz.planes);
-    if (!u1 || !u2 || !planes) goto exhausted;
-    upscale_masks(masks, keys, hyper, n_masks, plan, w, cfg, u1, u2, planes);
+    if (!u2 || !planes) goto exhausted;
+    upscale_masks(masks, keys, project, hyper, n_masks, plan, w, cfg, u1, u2, planes);
 
     // IoU prediction head on the IoU token (no sigmoid).
     mlp_forward(iou, queries, w->iou_head, cfg->iou_head_depth, D, H, Tm, mlp_tmp);
+    if (stage_ms) {
+        stage_ms[0] = (float)(t1 - t0);
+        stage_ms[1] = (float)(sam_clock_ms() - t1);
+    }
 
     arena_reset(scratch, mark);
     return 0;

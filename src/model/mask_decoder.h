@@ -23,6 +23,7 @@ typedef struct MaskDecoderPlan {
     const float *upscale1_w;  // (D, 4 C1), columns (tap, channel)
     const float *upscale1_b;  // (4 C1)
     const float *upscale2_w;  // (4 C2, C1), rows (tap, channel)
+    KeysProjection keys_projection;  // of upscale1_w through the blocks (rows NULL)
 } MaskDecoderPlan;
 
 // dense_pe: (D, G, G) PromptEncoder.get_dense_pe().
@@ -36,6 +37,7 @@ void mask_decoder_plan_free(MaskDecoderPlan *plan);
 typedef struct DecoderImageState {
     const float *keys;  // (N, D) image_embedding + no_mask_embed, token-major
     FirstBlockProjections first;
+    const float *keys_m0;  // (N, 4 C1) keys @ M_0 of plan->keys_projection
 } DecoderImageState;
 
 size_t mask_decoder_image_state_floats(const SamConfig *cfg);
@@ -53,11 +55,13 @@ void mask_decoder_prepare_image(DecoderImageState *st, float *buffer, const floa
 // masks: (n_masks, 4*grid, 4*grid) low-res logits of mask tokens
 // first_mask .. first_mask + n_masks - 1 (MaskDecoder.forward takes 1..3
 // for multimask output, 0 otherwise); iou: (num_mask_tokens), all tokens.
+// stage_ms, when not NULL, receives the wall time of the transformer and of
+// the upscaling with the heads (2 floats).
 int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
                          const float *dense, const DecoderImageState *state,
                          const MaskDecoderPlan *plan, const float *sparse, int n_sparse,
                          int first_mask, int n_masks, DecoderPath path,
                          const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
-                         SamError *err);
+                         float *stage_ms, SamError *err);
 
 #endif

@@ -28,6 +28,7 @@ typedef struct TwoWaySizes {
     size_t attn_out;  // (T, D) attention output
     size_t mlp;       // (T, mlp) MLP hidden
     size_t attn;      // attention scratch, the largest of the attentions
+    size_t stats;     // (2N) row means and 1/std of the keys, for the projection
 } TwoWaySizes;
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -43,21 +44,25 @@ static void two_way_sizes(TwoWaySizes *s, const SamConfig *cfg, int T, int N) {
     s->attn = attention_reference_scratch_floats(T, T, self);
     s->attn = max_size(s->attn, attention_to_image_scratch_floats(T, N, cross));
     s->attn = max_size(s->attn, attention_to_projected_image_scratch_floats(T, N, cross));
-    s->attn = max_size(s->attn, attention_from_image_scratch_floats(T, N, cross));
+    // The keys projection is the input of the first upscaling convolution.
+    s->attn = max_size(s->attn, attention_from_image_scratch_floats(T, N, cross,
+                                                                    4 * cfg->upscale_dim1));
+    s->stats = (size_t)2 * N;
 }
 
 size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, int n_image) {
     TwoWaySizes s;
     two_way_sizes(&s, cfg, n_tokens, n_image);
     return arena_rounded(s.q_pe) + arena_rounded(s.k_pe) + arena_rounded(s.attn_out) +
-           arena_rounded(s.mlp) + arena_rounded(s.attn);
+           arena_rounded(s.mlp) + arena_rounded(s.attn) + arena_rounded(s.stats);
 }
 
 int two_way_transformer_forward(float *queries, float *keys, const float *query_pe,
                                 const float *key_pe, int n_tokens, int n_image,
                                 int n_out_tokens, const FirstBlockProjections *first,
-                                DecoderPath path, const MaskDecoderWeights *w,
-                                const SamConfig *cfg, Arena *scratch, SamError *err) {
+                                const KeysProjection *projection, DecoderPath path,
+                                const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
+                                SamError *err) {
     const int T = n_tokens, N = n_image, D = cfg->prompt_dim, mlp_dim = cfg->decoder_mlp_dim;
     const AttentionDims self = {D, D, cfg->decoder_heads};
     const AttentionDims cross = {D, cfg->attn_internal_dim, cfg->decoder_heads};
@@ -71,7 +76,8 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
     float *attn_out = arena_floats(scratch, sz.attn_out);
     float *hidden = arena_floats(scratch, sz.mlp);
     float *attn = arena_floats(scratch, sz.attn);
-    if (!q_pe || !k_pe || !attn_out || !hidden || !attn) {
+    float *stats = arena_floats(scratch, sz.stats);
+    if (!q_pe || !k_pe || !attn_out || !hidden || !attn || !stats) {
         arena_reset(scratch, mark);
         return sam_error(err, "two-way transformer: scratch arena exhausted (%zu floats needed)",
                          two_way_transformer_scratch_floats(cfg, T, N));
@@ -120,8 +126,25 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
         // since the token-to-image attention), k = queries + query_pe,
         // v = queries; added to the keys.
         add_to(q_pe, queries, query_pe, td);
+        const ImageProjection proj = {projection ? projection->rows : NULL,
+                                      projection ? projection->m[l] : NULL,
+                                      projection ? projection->e : 0};
         attention_from_image_add(keys, k_pe, pre ? pre->image_to_token_q : NULL, q_pe, queries, T, N,
-                                 cross, &b->cross_attn_image_to_token, fold, attn);
+                                 cross, &b->cross_attn_image_to_token, fold,
+                                 projection ? &proj : NULL, attn);
+        if (projection) {
+            // rows = keys @ M_l before the norm; after it (mask_decoder.c)
+            // LN(keys) @ M_{l+1} = rstd (rows - mean colsum(M_l)) + beta M_{l+1}.
+            float *mean = stats, *rstd = stats + N;
+            const int E = projection->e;
+            row_mean_rstd(keys, N, D, DECODER_LN_EPS, mean, rstd);
+            for (int n = 0; n < N; n++) {
+                float *row = projection->rows + (size_t)n * E;
+                for (int j = 0; j < E; j++)
+                    row[j] = rstd[n] * (row[j] - mean[n] * projection->colsum[l][j]) +
+                             projection->beta_next[l][j];
+            }
+        }
         layernorm_rows(keys, keys, b->norm4.weight, b->norm4.bias, N, D, DECODER_LN_EPS);
     }
 
@@ -140,6 +163,38 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
 
     arena_reset(scratch, mark);
     return 0;
+}
+
+size_t keys_projection_model_floats(const SamConfig *cfg) {
+    const size_t D = (size_t)cfg->prompt_dim, E = (size_t)4 * cfg->upscale_dim1;
+    return (size_t)cfg->decoder_depth * (D * E + 2 * E);
+}
+
+void keys_projection_init(KeysProjection *p, float *buffer, const float *w, int e,
+                          const MaskDecoderWeights *mw, const SamConfig *cfg) {
+    const int D = cfg->prompt_dim, L = cfg->decoder_depth;
+    p->rows = NULL;
+    p->e = e;
+    // From the last block down: M_L = w, M_l = diag(gamma_l) M_{l+1},
+    // colsum_l = 1^T M_l, beta_next_l = beta_l M_{l+1} (gamma, beta of norm4).
+    const float *next = w;
+    for (int l = L - 1; l >= 0; l--) {
+        float *m = buffer + (size_t)l * ((size_t)D * e + 2 * (size_t)e);
+        float *colsum = m + (size_t)D * e, *beta_next = colsum + e;
+        const NormWeights *norm = &mw->layers[l].norm4;
+        for (int j = 0; j < e; j++) colsum[j] = beta_next[j] = 0.0f;
+        for (int c = 0; c < D; c++) {
+            for (int j = 0; j < e; j++) {
+                m[(size_t)c * e + j] = norm->weight[c] * next[(size_t)c * e + j];
+                colsum[j] += m[(size_t)c * e + j];
+                beta_next[j] += norm->bias[c] * next[(size_t)c * e + j];
+            }
+        }
+        p->m[l] = m;
+        p->colsum[l] = colsum;
+        p->beta_next[l] = beta_next;
+        next = m;
+    }
 }
 
 size_t first_block_projections_floats(const SamConfig *cfg) {

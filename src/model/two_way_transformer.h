@@ -30,6 +30,28 @@ void first_block_projections_compute(FirstBlockProjections *out, float *buffer, 
                                      const float *key_pe, const MaskDecoderWeights *w,
                                      const SamConfig *cfg, float *k_pe);
 
+// A projection keys @ W (W: (D, e)) carried through the blocks, so that
+// the final keys' projection (the first upscaling convolution, mask_decoder.c)
+// costs no (N, D) @ (D, e) product per prompt. Through block l the keys
+// change by the image-to-token update (low rank: H T) and by norm4; with
+// M_l = diag(gamma_l) M_{l+1}, M_L = W, and rows = keys_l @ M_l on entry:
+//   x = keys_l + update:  rows += update @ M_l (ImageProjection),
+//   LN(x) @ M_{l+1} = rstd (x @ M_l - mean colsum(M_l)) + beta_l M_{l+1},
+// so rows = keys_L @ W at the end. The caller starts rows as keys_0 @ M_0.
+typedef struct KeysProjection {
+    float *rows;  // (N, e)
+    int e;
+    const float *m[SAM_MAX_DECODER_DEPTH];          // (D, e) M_l
+    const float *colsum[SAM_MAX_DECODER_DEPTH];     // (e) 1^T M_l
+    const float *beta_next[SAM_MAX_DECODER_DEPTH];  // (e) beta_l M_{l+1}
+} KeysProjection;
+
+// Per-model part: buffer of keys_projection_model_floats(cfg) floats (for
+// e = 4 upscale_dim1); w (D, e). rows is left NULL for the caller.
+size_t keys_projection_model_floats(const SamConfig *cfg);
+void keys_projection_init(KeysProjection *p, float *buffer, const float *w, int e,
+                          const MaskDecoderWeights *mw, const SamConfig *cfg);
+
 // Arena floats two_way_transformer_forward takes (an upper bound that
 // includes the arena's 64-byte alignment of each allocation).
 size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, int n_image);
@@ -40,12 +62,14 @@ size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, in
 // tokens (point_embedding), key_pe: (n_image, D) the dense positional
 // encoding, token-major. n_out_tokens: the leading query rows the caller
 // reads (the fast path leaves later rows without the final attention; 0:
-// all). first: NULL, or block 0's projections of these keys. Scratch is
+// all). first: NULL, or block 0's projections of these keys. projection:
+// NULL, or a KeysProjection whose rows are updated in place. Scratch is
 // returned to the arena on exit.
 int two_way_transformer_forward(float *queries, float *keys, const float *query_pe,
                                 const float *key_pe, int n_tokens, int n_image,
                                 int n_out_tokens, const FirstBlockProjections *first,
-                                DecoderPath path, const MaskDecoderWeights *w,
-                                const SamConfig *cfg, Arena *scratch, SamError *err);
+                                const KeysProjection *projection, DecoderPath path,
+                                const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
+                                SamError *err);
 
 #endif

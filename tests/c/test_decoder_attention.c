@@ -16,6 +16,8 @@
 // ~1e-7 relative; 1e-5 leaves room for long sums. A wrong head slice, a
 // missing bias or a transposed weight moves the output by O(1).
 #define REL_L2_TOL 1e-5
+// Width of the ImageProjection carried through attention_from_image_add.
+#define PROJ_E 12
 
 static int passed, failed;
 static unsigned long long rng_state = 0x9e3779b97f4a7c15ull;
@@ -90,7 +92,7 @@ static void run_case(AttentionDims d, int T, int N) {
     const size_t sizes[4] = {attention_reference_scratch_floats(N, T, d),
                              attention_to_image_scratch_floats(T, N, d),
                              attention_to_projected_image_scratch_floats(T, N, d),
-                             attention_from_image_scratch_floats(T, N, d)};
+                             attention_from_image_scratch_floats(T, N, d, PROJ_E)};
     for (int i = 0; i < 4; i++) scratch_n = sizes[i] > scratch_n ? sizes[i] : scratch_n;
     float *scratch = malloc(sizeof(float) * scratch_n);
     const size_t rows = (size_t)(T > N ? T : N);
@@ -108,24 +110,37 @@ static void run_case(AttentionDims d, int T, int N) {
     attention_to_projected_image(got, tokens, k, v, T, N, d, &r.w, scratch);
     check(rel_l2(got, want, (size_t)T * d.dim), "attention_to_projected_image", T, N);
 
-    // image -> tokens, residual included
+    // image -> tokens, residual included; the projection of the rows
+    // (rows = image @ proj_w) must follow the update.
     float *base = random_floats((size_t)N * d.dim, 1.0f);
+    float *proj_w = random_floats((size_t)d.dim * PROJ_E, 0.1f);
+    float *proj_want = malloc(sizeof(float) * (size_t)N * PROJ_E);
+    float *proj_rows = malloc(sizeof(float) * (size_t)N * PROJ_E);
     attention_reference(want, image, tokens, tokens_v, N, T, d, &r.w, scratch);
     add_inplace(want, base, (size_t)N * d.dim);
+    gemm_nn(N, PROJ_E, d.dim, 1.0f, want, d.dim, proj_w, PROJ_E, 0.0f, proj_want, PROJ_E);
     for (int variant = 0; variant < 3; variant++) {
         memcpy(got, base, sizeof(float) * (size_t)N * d.dim);
+        gemm_nn(N, PROJ_E, d.dim, 1.0f, base, d.dim, proj_w, PROJ_E, 0.0f, proj_rows, PROJ_E);
+        const ImageProjection proj = {proj_rows, proj_w, PROJ_E};
         float *q = NULL;
         if (variant == 2) {
             q = k;  // reused as the projected queries
             linear_forward(q, image, r.w.q_proj.weight, r.w.q_proj.bias, N, d.dim, d.internal);
         }
         attention_from_image_add(got, image, q, tokens, tokens_v, T, N, d, &r.w, variant != 0,
-                                 scratch);
+                                 &proj, scratch);
         static const char *names[3] = {"attention_from_image_add (unfolded)",
                                        "attention_from_image_add", "attention_from_image_add (q given)"};
         check(rel_l2(got, want, (size_t)N * d.dim), names[variant], T, N);
+        char what[96];
+        snprintf(what, sizeof what, "%s, projected rows", names[variant]);
+        check(rel_l2(proj_rows, proj_want, (size_t)N * PROJ_E), what, T, N);
     }
     free(base);
+    free(proj_w);
+    free(proj_want);
+    free(proj_rows);
     free(k);
     free(v);
     free(tokens);

@@ -56,13 +56,19 @@ static const Case CASES[] = {
 
 static int passed, failed;
 
-// Runs one shape with one variant; returns 1 on success. trans_b: gemm_nt.
-static int check_one(const GemmVariant *v, int trans_b, int m, int n, int k, int lda, int ldb,
+enum { FORM_NN = 0, FORM_NT = 1, FORM_TN = 2 };
+static const char *FORM_NAMES[3] = {"nn", "nt", "tn"};
+
+// Runs one shape with one variant; returns 1 on success. form: FORM_*;
+// for tn, A is stored (k, m) with row stride lda.
+static int check_one(const GemmVariant *v, int form, int m, int n, int k, int lda, int ldb,
                      int ldc, Case cs, Rng *rng) {
-    const size_t a_size = (size_t)(m - 1) * lda + k;
+    const int trans_b = form == FORM_NT;
+    const size_t a_size = form == FORM_TN ? (size_t)(k > 0 ? k - 1 : 0) * lda + m
+                                          : (size_t)(m - 1) * lda + k;
     const size_t b_size = trans_b ? (size_t)(n - 1) * ldb + k : (size_t)(k - 1) * ldb + n;
     const size_t c_size = (size_t)m * ldc;
-    float *a = random_buffer(rng, a_size);
+    float *a = random_buffer(rng, a_size ? a_size : 1);
     float *b = random_buffer(rng, k > 0 ? b_size : 1);
     float *c_ref = random_buffer(rng, c_size);
     if (cs.beta == 0.0f)
@@ -73,7 +79,10 @@ static int check_one(const GemmVariant *v, int trans_b, int m, int n, int k, int
     float *c_got = malloc(c_size * sizeof(float));
     memcpy(c_got, c_ref, c_size * sizeof(float));
 
-    if (trans_b) {
+    if (form == FORM_TN) {
+        gemm_tn_scalar(m, n, k, cs.alpha, a, lda, b, ldb, cs.beta, c_ref, ldc);
+        gemm_tn_with(v, m, n, k, cs.alpha, a, lda, b, ldb, cs.beta, c_got, ldc);
+    } else if (trans_b) {
         gemm_nt_scalar(m, n, k, cs.alpha, a, lda, b, ldb, cs.beta, c_ref, ldc);
         gemm_nt_with(v, m, n, k, cs.alpha, a, lda, b, ldb, cs.beta, c_got, ldc);
     } else {
@@ -102,7 +111,7 @@ static int check_one(const GemmVariant *v, int trans_b, int m, int n, int k, int
     if (!ok) {
         printf("FAIL %s gemm_%s m=%d n=%d k=%d lda=%d ldb=%d ldc=%d alpha=%g beta=%g: "
                "C[%zu][%zu] = %.8g, reference %.8g\n",
-               v->name, trans_b ? "nt" : "nn", m, n, k, lda, ldb, ldc, cs.alpha, cs.beta,
+               v->name, FORM_NAMES[form], m, n, k, lda, ldb, ldc, cs.alpha, cs.beta,
                worst_at / (size_t)ldc, worst_at % (size_t)ldc, c_got[worst_at],
                c_ref[worst_at]);
         failed++;
@@ -130,14 +139,14 @@ static void check_variant(const GemmVariant *v, Rng *rng) {
             if (ns[ni] < 1) continue;
             for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
                 const int m = ms[mi], n = ns[ni], k = ks[ki];
-                for (int trans_b = 0; trans_b <= 1; trans_b++) {
+                for (int form = FORM_NN; form <= FORM_TN; form++) {
                     // Alternate tight and odd padded strides.
                     const int odd = which & 1;
-                    const int lda = k + (odd ? 3 : 0);
-                    const int ldb = trans_b ? k + (odd ? 5 : 0) : n + (odd ? 7 : 0);
+                    const int lda = (form == FORM_TN ? m : k) + (odd ? 3 : 0);
+                    const int ldb = form == FORM_NT ? k + (odd ? 5 : 0) : n + (odd ? 7 : 0);
                     const int ldc = n + (odd ? 1 : 0);
                     for (int ci = 0; ci < n_cases; ci++)
-                        check_one(v, trans_b, m, n, k, lda, ldb, ldc, CASES[ci], rng);
+                        check_one(v, form, m, n, k, lda, ldb, ldc, CASES[ci], rng);
                     which++;
                 }
             }
@@ -154,16 +163,18 @@ static void check_variant(const GemmVariant *v, Rng *rng) {
         };
         for (size_t s = 0; s < sizeof big / sizeof big[0]; s++) {
             const int m = big[s][0], n = big[s][1], k = big[s][2];
-            for (int trans_b = 0; trans_b <= 1; trans_b++) {
-                check_one(v, trans_b, m, n, k, k + 1, trans_b ? k + 3 : n + 5, n + 3, CASES[0],
+            for (int form = FORM_NN; form <= FORM_TN; form++) {
+                const int lda = form == FORM_TN ? m : k, trans_b = form == FORM_NT;
+                check_one(v, form, m, n, k, lda + 1, trans_b ? k + 3 : n + 5, n + 3, CASES[0],
                           rng);
-                check_one(v, trans_b, m, n, k, k, trans_b ? k : n, n, CASES[3], rng);
+                check_one(v, form, m, n, k, lda, trans_b ? k : n, n, CASES[3], rng);
             }
         }
     }
     // k == 0: C = beta * C.
-    check_one(v, 1, 5, 7, 0, 1, 1, 7, CASES[3], rng);
-    check_one(v, 0, 5, 7, 0, 1, 7, 7, CASES[0], rng);
+    check_one(v, FORM_NT, 5, 7, 0, 1, 1, 7, CASES[3], rng);
+    check_one(v, FORM_NN, 5, 7, 0, 1, 7, 7, CASES[0], rng);
+    check_one(v, FORM_TN, 5, 7, 0, 5, 7, 7, CASES[0], rng);
 }
 
 static double now_seconds(void) {

@@ -1,0 +1,34 @@
+// `npm run bench`: runs the benchmarks one after another, each in its own Node process.
+//
+//   npm run bench                       every benchmark
+//   npm run bench -- decoder            only the named ones
+//   npm run bench -- decoder --n 50     arguments after the names go to each benchmark
+//
+// Benchmarks (add new ones here):
+//   decoder   bench/decoder.mjs: the mask decoder, ours (WASM in Node and Chromium, native)
+//             side by side with onnxruntime-web, onnxruntime-node and PyTorch
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const BENCHMARKS = {
+  decoder: 'decoder.mjs',
+};
+
+const argv = process.argv.slice(2);
+const names = [];
+while (argv.length && !argv[0].startsWith('--')) names.push(argv.shift());
+for (const name of names) {
+  if (!BENCHMARKS[name]) {
+    console.error(`unknown benchmark ${name}; benchmarks: ${Object.keys(BENCHMARKS).join(', ')}`);
+    process.exit(2);
+  }
+}
+let status = 0;
+for (const name of names.length ? names : Object.keys(BENCHMARKS)) {
+  console.log(`\n=== ${name} (bench/${BENCHMARKS[name]}) ===`);
+  const r = spawnSync(process.execPath, [path.join(HERE, BENCHMARKS[name]), ...argv], { stdio: 'inherit' });
+  if (r.status !== 0) status = 1;
+}
+process.exit(status);
