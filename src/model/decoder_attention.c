@@ -159,9 +159,9 @@ size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d, int pr
     const size_t E = (size_t)proj_e;
     // k, v (T, I); scores (HT, N); then the larger of: the folded query
     // vectors (HT, D) + (HT), or value vectors (HT, D) and their projection
-    // (HT, E) + (E); the reference form's q or o (N, I) and its projected
-    // output (N, D).
-    const size_t folded = HT * D + (HT > HT * E + E ? HT : HT * E + E);
+    // (HT, E); the reference form's q or o (N, I) and its projected output
+    // (N, D).
+    const size_t folded = HT * D + (HT > HT * E ? HT : HT * E);
     const size_t reference = (size_t)N * (I + D);
     return 2 * (size_t)T * I + (size_t)N * HT + (folded > reference ? folded : reference);
 }
@@ -224,22 +224,27 @@ void attention_from_image_add(float *image, const float *q_in, const float *q_pr
     for (int h = 0; h < H; h++) softmax_cols(st + (size_t)h * T * N, T, N);
 
     if (fold) {
+        // Each head's probabilities sum to 1 over t, so the output bias is
+        // sum_{h,t} p_{n,h,t} b_o / H: added to every g_{h,t} as b_o / H, it
+        // needs no pass over the N rows of its own.
         float *g = rest;  // (HT, D); the query vectors above are no longer needed
-        for (int h = 0; h < H; h++)
-            // g_h (T, D) = v_h (T, hd) @ W_o[:, h]^T; W_o is (D, I), its head columns (D, hd).
-            gemm_nt(T, D, hd, 1.0f, v + h * hd, I, w->out_proj.weight + h * hd, I, 0.0f,
+        const float inv_heads = 1.0f / (float)H;
+        for (int h = 0; h < H; h++) {
+            // g_h (T, D) = v_h (T, hd) @ W_o[:, h]^T + b_o / H; W_o is (D, I),
+            // its head columns (D, hd).
+            for (int t = 0; t < T; t++)
+                for (int j = 0; j < D; j++)
+                    g[((size_t)h * T + t) * D + j] = w->out_proj.bias[j] * inv_heads;
+            gemm_nt(T, D, hd, 1.0f, v + h * hd, I, w->out_proj.weight + h * hd, I, 1.0f,
                     g + (size_t)h * T * D, D);
+        }
         gemm_tn(N, D, HT, 1.0f, st, N, g, D, 1.0f, image, D);
-        for (int n = 0; n < N; n++) add_inplace(image + (size_t)n * D, w->out_proj.bias, (size_t)D);
         if (proj) {
-            // The same update seen through the projection: rows += p (g W) + b_o W.
+            // The same update seen through the projection: rows += p (g W).
             const int E = proj->e;
-            float *gw = g + (size_t)HT * D;    // (HT, E)
-            float *bw = gw + (size_t)HT * E;   // (E)
+            float *gw = g + (size_t)HT * D;  // (HT, E)
             gemm_nn(HT, E, D, 1.0f, g, D, proj->w, E, 0.0f, gw, E);
-            gemm_nn(1, E, D, 1.0f, w->out_proj.bias, D, proj->w, E, 0.0f, bw, E);
             gemm_tn(N, E, HT, 1.0f, st, N, gw, E, 1.0f, proj->rows, E);
-            for (int n = 0; n < N; n++) add_inplace(proj->rows + (size_t)n * E, bw, (size_t)E);
         }
     } else {
         float *o = rest;                       // (N, I)

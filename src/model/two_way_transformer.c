@@ -135,17 +135,22 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
         if (projection) {
             // rows = keys @ M_l before the norm; after it (mask_decoder.c)
             // LN(keys) @ M_{l+1} = rstd (rows - mean colsum(M_l)) + beta M_{l+1}.
+            // The statistics are computed once and serve the norm itself too.
             float *mean = stats, *rstd = stats + N;
             const int E = projection->e;
+            const float *gamma = b->norm4.weight, *beta = b->norm4.bias;
             row_mean_rstd(keys, N, D, DECODER_LN_EPS, mean, rstd);
             for (int n = 0; n < N; n++) {
                 float *row = projection->rows + (size_t)n * E;
+                const float m = mean[n], r = rstd[n];
                 for (int j = 0; j < E; j++)
-                    row[j] = rstd[n] * (row[j] - mean[n] * projection->colsum[l][j]) +
-                             projection->beta_next[l][j];
+                    row[j] = r * (row[j] - m * projection->colsum[l][j]) + projection->beta_next[l][j];
+                float *key = keys + (size_t)n * D;
+                for (int c = 0; c < D; c++) key[c] = (key[c] - m) * r * gamma[c] + beta[c];
             }
+        } else {
+            layernorm_rows(keys, keys, b->norm4.weight, b->norm4.bias, N, D, DECODER_LN_EPS);
         }
-        layernorm_rows(keys, keys, b->norm4.weight, b->norm4.bias, N, D, DECODER_LN_EPS);
     }
 
     // Final attention from the tokens to the image, residual, norm_final_attn.
