@@ -6,6 +6,7 @@
 // once with an atomic store. Concurrent first calls compute the same value,
 // so the initialisation is idempotent and race-free.
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +90,39 @@ void gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const fl
 void gemm_tn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
              float beta, float *c, int ldc) {
     gemm_tn_with(active_variant(), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// The micro-kernels load B panels with aligned loads: the packed data starts
+// at the buffer's first 64-byte boundary (hence 16 floats of slack).
+size_t gemm_pack_b_floats_with(const GemmVariant *v, int n, int k) {
+    return v->kernel ? gemm_blocked_packed_b_floats(v, n, k) + 16 : 0;
+}
+
+void gemm_pack_b_with(const GemmVariant *v, GemmPackedB *p, float *buffer, const float *b,
+                      int ldb, int n, int k, int trans_b) {
+    float *aligned = v->kernel ? (float *)(((uintptr_t)buffer + 63) & ~(uintptr_t)63) : NULL;
+    *p = (GemmPackedB){.variant = v, .b = b, .ldb = ldb, .n = n, .k = k, .trans_b = trans_b,
+                       .packed = aligned};
+    if (aligned) gemm_blocked_pack_b(v, aligned, b, ldb, n, k, trans_b);
+}
+
+size_t gemm_pack_b_floats(int n, int k) { return gemm_pack_b_floats_with(active_variant(), n, k); }
+
+void gemm_pack_b(GemmPackedB *p, float *buffer, const float *b, int ldb, int n, int k,
+                 int trans_b) {
+    gemm_pack_b_with(active_variant(), p, buffer, b, ldb, n, k, trans_b);
+}
+
+void gemm_packed_b(int m, int n, int k, float alpha, const float *a, int lda,
+                   const GemmPackedB *b, float beta, float *c, int ldc) {
+    const GemmVariant *v = b->variant;
+    if (b->packed && n == b->n && k == b->k) {
+        gemm_blocked_packed(v, m, n, k, alpha, a, lda, b->packed, beta, c, ldc);
+    } else if (b->trans_b) {
+        gemm_nt_with(v, m, n, k, alpha, a, lda, b->b, b->ldb, beta, c, ldc);
+    } else {
+        gemm_nn_with(v, m, n, k, alpha, a, lda, b->b, b->ldb, beta, c, ldc);
+    }
 }
 
 const char *gemm_variant_name(void) { return active_variant()->name; }

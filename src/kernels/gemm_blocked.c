@@ -111,9 +111,11 @@ static void scale_c(int m, int n, float beta, float *c, int ldc) {
 
 // trans_a: A is stored (k, m) (gemm_tn); its mr-wide panels are then plain
 // copies of row segments (pack_cols), as B's are in gemm_nn.
+// b_packed: B already packed (gemm_blocked_pack_b); b, ldb and trans_b are
+// then unused.
 static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, int n, int k,
-                         float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                         float *c, int ldc) {
+                         float alpha, const float *a, int lda, const float *b, int ldb,
+                         const float *b_packed, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         scale_c(m, n, beta, c, ldc);
@@ -128,13 +130,15 @@ static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, 
     // One allocation per call: A block, B block, edge tile. Sized to this
     // call's shape, so small GEMMs take little; no state survives the call.
     const size_t a_floats = (size_t)mc * kc;
-    const size_t b_floats = (size_t)nc * kc;
+    const size_t b_floats = b_packed ? 0 : (size_t)nc * kc;
     const size_t t_floats = (size_t)mr * nr;
     const size_t pad = GEMM_ALIGN / sizeof(float);
     const size_t bytes = (a_floats + b_floats + t_floats + 3 * pad) * sizeof(float);  // + align
     void *raw = malloc(bytes);
     if (!raw) {
         // Out of memory for packing: the reference needs none.
+        if (b_packed)  // B is only available packed: unpack-free fallback below
+            goto packed_oom;
         if (trans_a)
             gemm_tn_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else if (trans_b)
@@ -147,15 +151,20 @@ static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, 
     float *b_pack = a_pack + (a_floats + pad - 1) / pad * pad;
     float *tile = b_pack + (b_floats + pad - 1) / pad * pad;
 
+    const float *next_packed = b_packed;
     for (int jc = 0; jc < n; jc += nc) {
         const int nb = imin(nc, n - jc);
         for (int pc = 0; pc < k; pc += kc) {
             const int kb = imin(kc, k - pc);
             const float beta_k = pc == 0 ? beta : 1.0f;
-            if (trans_b)
+            if (b_packed) {
+                b_pack = (float *)next_packed;
+                next_packed += (size_t)round_up(nb, nr) * kb;
+            } else if (trans_b) {
                 pack_rows_fn(b_pack, b + (size_t)jc * ldb + pc, ldb, nb, kb, nr);
-            else
+            } else {
                 pack_cols(b_pack, b + (size_t)pc * ldb + jc, ldb, nb, kb, nr);
+            }
             for (int ic = 0; ic < m; ic += mc) {
                 const int mb = imin(mc, m - ic);
                 if (trans_a)
@@ -186,19 +195,77 @@ static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, 
         }
     }
     free(raw);
+    return;
+packed_oom:
+    // No memory for the A block: C from the packed panels one element at a
+    // time (slow, but correct and allocation-free).
+    {
+        const float *blk = b_packed;
+        for (int jc = 0; jc < n; jc += nc) {
+            const int nb = imin(nc, n - jc);
+            for (int pc = 0; pc < k; pc += kc) {
+                const int kb = imin(kc, k - pc);
+                for (int i = 0; i < m; i++) {
+                    for (int j = 0; j < nb; j++) {
+                        const float *panel = blk + (size_t)(j / nr) * nr * kb + j % nr;
+                        float sum = 0.0f;
+                        for (int p = 0; p < kb; p++)
+                            sum += a[(size_t)i * lda + pc + p] * panel[(size_t)p * nr];
+                        float *cij = c + (size_t)i * ldc + jc + j;
+                        const float beta_k = pc == 0 ? beta : 1.0f;
+                        *cij = alpha * sum + (beta_k == 0.0f ? 0.0f : beta_k * *cij);
+                    }
+                }
+                blk += (size_t)round_up(nb, nr) * kb;
+            }
+        }
+    }
+}
+
+size_t gemm_blocked_packed_b_floats(const GemmVariant *v, int n, int k) {
+    if (n <= 0 || k <= 0) return 0;
+    const int kc = balanced_block(k, v->kc, 1), nc = balanced_block(n, v->nc, v->nr);
+    size_t total = 0;
+    for (int jc = 0; jc < n; jc += nc)
+        for (int pc = 0; pc < k; pc += kc)
+            total += (size_t)round_up(imin(nc, n - jc), v->nr) * imin(kc, k - pc);
+    return total;
+}
+
+void gemm_blocked_pack_b(const GemmVariant *v, float *dst, const float *b, int ldb, int n, int k,
+                         int trans_b) {
+    if (n <= 0 || k <= 0) return;
+    const GemmPackRowsFn pack_rows_fn = v->pack_rows ? v->pack_rows : pack_rows;
+    const int kc = balanced_block(k, v->kc, 1), nc = balanced_block(n, v->nc, v->nr);
+    for (int jc = 0; jc < n; jc += nc) {
+        const int nb = imin(nc, n - jc);
+        for (int pc = 0; pc < k; pc += kc) {
+            const int kb = imin(kc, k - pc);
+            if (trans_b)
+                pack_rows_fn(dst, b + (size_t)jc * ldb + pc, ldb, nb, kb, v->nr);
+            else
+                pack_cols(dst, b + (size_t)pc * ldb + jc, ldb, nb, kb, v->nr);
+            dst += (size_t)round_up(nb, v->nr) * kb;
+        }
+    }
+}
+
+void gemm_blocked_packed(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
+                         int lda, const float *b_packed, float beta, float *c, int ldc) {
+    gemm_blocked(v, 0, 0, m, n, k, alpha, a, lda, NULL, 0, b_packed, beta, c, ldc);
 }
 
 void gemm_blocked_nt(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    gemm_blocked(v, 0, 1, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_blocked(v, 0, 1, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
 }
 
 void gemm_blocked_nn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    gemm_blocked(v, 0, 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_blocked(v, 0, 0, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
 }
 
 void gemm_blocked_tn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    gemm_blocked(v, 1, 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_blocked(v, 1, 0, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
 }

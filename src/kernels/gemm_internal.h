@@ -9,6 +9,8 @@
 #ifndef SAM_KERNELS_GEMM_INTERNAL_H
 #define SAM_KERNELS_GEMM_INTERNAL_H
 
+#include "kernels.h"
+
 // x86 SIMD variants are compiled (with per-function target attributes, so
 // plain `gcc -O3` builds them and the binary still runs on older CPUs) only
 // for native x86 GCC/Clang builds; WASM and other ISAs get scalar (plus, in
@@ -53,6 +55,13 @@ void gemm_blocked_nn(const GemmVariant *v, int m, int n, int k, float alpha, con
                      int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void gemm_blocked_tn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc);
+// B packed ahead (kernels.h GemmPackedB): the driver's B blocks in its loop
+// order (n blocks outer, k blocks inner), each nr-wide panels of kb steps.
+size_t gemm_blocked_packed_b_floats(const GemmVariant *v, int n, int k);
+void gemm_blocked_pack_b(const GemmVariant *v, float *dst, const float *b, int ldb, int n, int k,
+                         int trans_b);
+void gemm_blocked_packed(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
+                         int lda, const float *b_packed, float beta, float *c, int ldc);
 
 // SIMD variants; each returns NULL when the CPU lacks the instructions.
 #if SAM_GEMM_X86
@@ -82,5 +91,8 @@ void gemm_nn_with(const GemmVariant *v, int m, int n, int k, float alpha, const 
                   const float *b, int ldb, float beta, float *c, int ldc);
 void gemm_tn_with(const GemmVariant *v, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc);
+void gemm_pack_b_with(const GemmVariant *v, GemmPackedB *p, float *buffer, const float *b,
+                      int ldb, int n, int k, int trans_b);
+size_t gemm_pack_b_floats_with(const GemmVariant *v, int n, int k);
 
 #endif

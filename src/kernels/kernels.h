@@ -23,6 +23,25 @@ void gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const fl
 void gemm_tn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
              float beta, float *c, int ldc);
 
+// B packed once for several products (per-image matrices of the mask
+// decoder): the layout of the active variant's blocked driver, so the
+// products skip packing it. gemm_pack_b_floats is the buffer size;
+// trans_b 1: B is (n, k) as in gemm_nt, 0: (k, n) as in gemm_nn. The packed
+// form keeps a pointer to B (the scalar variant reads B itself), so B must
+// outlive it and stay unchanged.
+typedef struct GemmPackedB {
+    const void *variant;  // the variant that packed it
+    const float *b;
+    int ldb, n, k, trans_b;
+    float *packed;        // NULL for the scalar variant
+} GemmPackedB;
+size_t gemm_pack_b_floats(int n, int k);
+void gemm_pack_b(GemmPackedB *p, float *buffer, const float *b, int ldb, int n, int k,
+                 int trans_b);
+// C (m, n) = alpha * A (m, k) @ op(B) + beta * C, with op(B) as packed.
+void gemm_packed_b(int m, int n, int k, float alpha, const float *a, int lda,
+                   const GemmPackedB *b, float beta, float *c, int ldc);
+
 // Scalar references of the above (always available; the dispatching versions
 // may call SIMD code). SAM_SCALAR=1 in the environment forces these natively.
 void gemm_nt_scalar(int m, int n, int k, float alpha, const float *a, int lda, const float *b,

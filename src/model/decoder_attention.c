@@ -93,8 +93,9 @@ size_t attention_to_image_scratch_floats(int T, int N, AttentionDims d) {
 //   sum_n p_n (W_v[h] v_n + b_v[h]) = W_v[h] u_{h,t} + b_v[h],
 //   u_{h,t} = sum_n p_n v_n (width D),
 // so the value projection is applied to H T vectors instead of N rows.
-void attention_to_image(float *out, const float *q_in, const float *k_in, const float *v_in, int T,
-                        int N, AttentionDims d, const AttentionWeights *w, int allow_folding,
+void attention_to_image(float *out, const float *q_in, const float *k_in,
+                        const GemmPackedB *k_packed, const float *v_in, int T, int N,
+                        AttentionDims d, const AttentionWeights *w, int allow_folding,
                         float *scratch) {
     if (!allow_folding || !attention_folding_pays(T, d)) {
         attention_reference(out, q_in, k_in, v_in, T, N, d, w, scratch);
@@ -112,7 +113,10 @@ void attention_to_image(float *out, const float *q_in, const float *k_in, const 
         gemm_nn(T, D, hd, 1.0f, q + h * hd, I, w->k_proj.weight + (size_t)h * hd * D, D, 0.0f,
                 a + (size_t)h * T * D, D);
     // scores (HT, N) = a @ k_in^T / s, softmax over the image.
-    gemm_nt(HT, N, D, 1.0f, a, D, k_in, D, 0.0f, s, N);
+    if (k_packed)
+        gemm_packed_b(HT, N, D, 1.0f, a, D, k_packed, 0.0f, s, N);
+    else
+        gemm_nt(HT, N, D, 1.0f, a, D, k_in, D, 0.0f, s, N);
     const float divisor = score_divisor(d);
     const size_t n_scores = (size_t)HT * N;
     for (size_t i = 0; i < n_scores; i++) s[i] = s[i] / divisor;
@@ -133,7 +137,8 @@ size_t attention_to_projected_image_scratch_floats(int T, int N, AttentionDims d
 }
 
 void attention_to_projected_image(float *out, const float *q_in, const float *k, const float *v,
-                                  int T, int N, AttentionDims d, const AttentionWeights *w,
+                                  const GemmPackedB *k_heads, const GemmPackedB *v_heads, int T,
+                                  int N, AttentionDims d, const AttentionWeights *w,
                                   float *scratch) {
     const int D = d.dim, I = d.internal, hd = head_dim(d);
     float *q = scratch;
@@ -143,10 +148,16 @@ void attention_to_projected_image(float *out, const float *q_in, const float *k,
     const float divisor = score_divisor(d);
     const size_t n_scores = (size_t)T * N;
     for (int h = 0; h < d.heads; h++) {
-        gemm_nt(T, N, hd, 1.0f, q + h * hd, I, k + h * hd, I, 0.0f, s, N);
+        if (k_heads)
+            gemm_packed_b(T, N, hd, 1.0f, q + h * hd, I, &k_heads[h], 0.0f, s, N);
+        else
+            gemm_nt(T, N, hd, 1.0f, q + h * hd, I, k + h * hd, I, 0.0f, s, N);
         for (size_t i = 0; i < n_scores; i++) s[i] = s[i] / divisor;
         softmax_rows(s, T, N);
-        gemm_nn(T, hd, N, 1.0f, s, N, v + h * hd, I, 0.0f, o + h * hd, I);
+        if (v_heads)
+            gemm_packed_b(T, hd, N, 1.0f, s, N, &v_heads[h], 0.0f, o + h * hd, I);
+        else
+            gemm_nn(T, hd, N, 1.0f, s, N, v + h * hd, I, 0.0f, o + h * hd, I);
     }
     linear_forward(out, o, w->out_proj.weight, w->out_proj.bias, T, I, D);
 }
@@ -179,7 +190,8 @@ size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d, int pr
 // transposed, (HT, N) with row h T + t: each (image row, head) softmax over
 // T tokens is then a softmax down a column, across the vector lanes
 // (softmax_cols), and the products read them through gemm_tn.
-void attention_from_image_add(float *image, const float *q_in, const float *q_projected,
+void attention_from_image_add(float *image, const float *q_in, const GemmPackedB *q_in_packed,
+                              const float *q_projected, const GemmPackedB *q_projected_heads,
                               const float *k_in, const float *v_in, int T, int N, AttentionDims d,
                               const AttentionWeights *w, int allow_folding,
                               const ImageProjection *proj, float *scratch) {
@@ -203,7 +215,10 @@ void attention_from_image_add(float *image, const float *q_in, const float *q_pr
             for (int t = 0; t < T; t++)
                 e[h * T + t] = dot(w->q_proj.bias + h * hd, k + (size_t)t * I + h * hd, hd);
         }
-        gemm_nt(HT, N, D, 1.0f, bq, D, q_in, D, 0.0f, st, N);
+        if (q_in_packed)
+            gemm_packed_b(HT, N, D, 1.0f, bq, D, q_in_packed, 0.0f, st, N);
+        else
+            gemm_nt(HT, N, D, 1.0f, bq, D, q_in, D, 0.0f, st, N);
         for (int r = 0; r < HT; r++) {
             float *row = st + (size_t)r * N;
             for (int n = 0; n < N; n++) row[n] += e[r];
@@ -215,8 +230,13 @@ void attention_from_image_add(float *image, const float *q_in, const float *q_pr
             q = qp;
         }
         // scores_h^T (T, N) = k_h (T, hd) @ q_h^T
-        for (int h = 0; h < H; h++)
-            gemm_nt(T, N, hd, 1.0f, k + h * hd, I, q + h * hd, I, 0.0f, st + (size_t)h * T * N, N);
+        for (int h = 0; h < H; h++) {
+            float *st_h = st + (size_t)h * T * N;
+            if (q_projected_heads && q == q_projected)
+                gemm_packed_b(T, N, hd, 1.0f, k + h * hd, I, &q_projected_heads[h], 0.0f, st_h, N);
+            else
+                gemm_nt(T, N, hd, 1.0f, k + h * hd, I, q + h * hd, I, 0.0f, st_h, N);
+        }
     }
     const float divisor = score_divisor(d);
     const size_t n_scores = (size_t)N * HT;

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 
+#include "../kernels/kernels.h"
 #include "weights.h"
 
 typedef struct AttentionDims {
@@ -34,17 +35,20 @@ void attention_reference(float *out, const float *q_in, const float *k_in, const
 
 // out (T, D) = Attention(q_in (T, D), k_in (N, D), v_in (N, D)) for few
 // tokens T and many image positions N. allow_folding 0 forces the
-// reference form.
+// reference form. k_packed: NULL, or k_in packed by gemm_pack_b (trans_b 1).
 size_t attention_to_image_scratch_floats(int T, int N, AttentionDims d);
-void attention_to_image(float *out, const float *q_in, const float *k_in, const float *v_in, int T,
-                        int N, AttentionDims d, const AttentionWeights *w, int allow_folding,
+void attention_to_image(float *out, const float *q_in, const float *k_in,
+                        const GemmPackedB *k_packed, const float *v_in, int T, int N,
+                        AttentionDims d, const AttentionWeights *w, int allow_folding,
                         float *scratch);
 
 // The same with the image-side projections given: k (N, I) = k_proj(k_in)
-// and v (N, I) = v_proj(v_in), biases included.
+// and v (N, I) = v_proj(v_in), biases included; k_heads and v_heads (NULL,
+// or one per head) are their head slices packed (k: trans_b 1, v: 0).
 size_t attention_to_projected_image_scratch_floats(int T, int N, AttentionDims d);
 void attention_to_projected_image(float *out, const float *q_in, const float *k, const float *v,
-                                  int T, int N, AttentionDims d, const AttentionWeights *w,
+                                  const GemmPackedB *k_heads, const GemmPackedB *v_heads, int T,
+                                  int N, AttentionDims d, const AttentionWeights *w,
                                   float *scratch);
 
 // A linear projection of the image rows kept up to date with them:
@@ -58,10 +62,13 @@ typedef struct ImageProjection {
 // image (N, D) += Attention(q_in (N, D), k_in (T, D), v_in (T, D)): the
 // image-to-token attention with its residual add. q_projected, when not
 // NULL, is q_proj(q_in) (N, I) computed beforehand (q_in is then unused).
+// q_in_packed / q_projected_heads (NULL or packed with trans_b 1, the latter
+// one per head) let the products skip packing those.
 // proj, when not NULL, receives the same update: proj->rows += update @
 // proj->w (N H T e multiply-adds in the rearranged form instead of N D e).
 size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d, int proj_e);
-void attention_from_image_add(float *image, const float *q_in, const float *q_projected,
+void attention_from_image_add(float *image, const float *q_in, const GemmPackedB *q_in_packed,
+                              const float *q_projected, const GemmPackedB *q_projected_heads,
                               const float *k_in, const float *v_in, int T, int N, AttentionDims d,
                               const AttentionWeights *w, int allow_folding,
                               const ImageProjection *proj, float *scratch);

@@ -29,6 +29,7 @@ typedef struct TwoWaySizes {
     size_t mlp;       // (T, mlp) MLP hidden
     size_t attn;      // attention scratch, the largest of the attentions
     size_t stats;     // (2N) row means and 1/std of the keys, for the projection
+    size_t k_pe_pack; // keys + key_pe packed for the GEMMs (gemm_pack_b)
 } TwoWaySizes;
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -48,13 +49,15 @@ static void two_way_sizes(TwoWaySizes *s, const SamConfig *cfg, int T, int N) {
     s->attn = max_size(s->attn, attention_from_image_scratch_floats(T, N, cross,
                                                                     4 * cfg->upscale_dim1));
     s->stats = (size_t)2 * N;
+    s->k_pe_pack = gemm_pack_b_floats(N, D);
 }
 
 size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, int n_image) {
     TwoWaySizes s;
     two_way_sizes(&s, cfg, n_tokens, n_image);
     return arena_rounded(s.q_pe) + arena_rounded(s.k_pe) + arena_rounded(s.attn_out) +
-           arena_rounded(s.mlp) + arena_rounded(s.attn) + arena_rounded(s.stats);
+           arena_rounded(s.mlp) + arena_rounded(s.attn) + arena_rounded(s.stats) +
+           arena_rounded(s.k_pe_pack);
 }
 
 int two_way_transformer_forward(float *queries, float *keys, const float *query_pe,
@@ -77,7 +80,9 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
     float *hidden = arena_floats(scratch, sz.mlp);
     float *attn = arena_floats(scratch, sz.attn);
     float *stats = arena_floats(scratch, sz.stats);
-    if (!q_pe || !k_pe || !attn_out || !hidden || !attn || !stats) {
+    float *k_pe_pack = arena_floats(scratch, sz.k_pe_pack ? sz.k_pe_pack : 1);
+    GemmPackedB k_pe_packed;
+    if (!q_pe || !k_pe || !attn_out || !hidden || !attn || !stats || !k_pe_pack) {
         arena_reset(scratch, mark);
         return sam_error(err, "two-way transformer: scratch arena exhausted (%zu floats needed)",
                          two_way_transformer_scratch_floats(cfg, T, N));
@@ -105,11 +110,15 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
         add_to(q_pe, queries, query_pe, td);
         if (pre) {
             attention_to_projected_image(attn_out, q_pe, pre->token_to_image_k,
-                                         pre->token_to_image_v, T, N, cross,
+                                         pre->token_to_image_v, pre->packed ? pre->k_heads : NULL,
+                                         pre->packed ? pre->v_heads : NULL, T, N, cross,
                                          &b->cross_attn_token_to_image, attn);
         } else {
             add_to(k_pe, keys, key_pe, nd);
-            attention_to_image(attn_out, q_pe, k_pe, keys, T, N, cross,
+            // keys + key_pe is the right operand of two products (the scores
+            // of this attention and of the image-to-token one): packed once.
+            if (fold) gemm_pack_b(&k_pe_packed, k_pe_pack, k_pe, D, N, D, 1);
+            attention_to_image(attn_out, q_pe, k_pe, fold ? &k_pe_packed : NULL, keys, T, N, cross,
                                &b->cross_attn_token_to_image, fold, attn);
         }
         add_inplace(queries, attn_out, td);
@@ -129,7 +138,9 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
         const ImageProjection proj = {projection ? projection->rows : NULL,
                                       projection ? projection->m[l] : NULL,
                                       projection ? projection->e : 0};
-        attention_from_image_add(keys, k_pe, pre ? pre->image_to_token_q : NULL, q_pe, queries, T, N,
+        attention_from_image_add(keys, k_pe, pre || !fold ? NULL : &k_pe_packed,
+                                 pre ? pre->image_to_token_q : NULL,
+                                 pre && pre->packed ? pre->q_heads : NULL, q_pe, queries, T, N,
                                  cross, &b->cross_attn_image_to_token, fold,
                                  projection ? &proj : NULL, attn);
         if (projection) {
@@ -160,7 +171,7 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
     const size_t tod = (size_t)T_out * D;
     add_to(q_pe, queries, query_pe, tod);
     add_to(k_pe, keys, key_pe, nd);
-    attention_to_image(attn_out, q_pe, k_pe, keys, T_out, N, cross, &w->final_attn_token_to_image,
+    attention_to_image(attn_out, q_pe, k_pe, NULL, keys, T_out, N, cross, &w->final_attn_token_to_image,
                        fold, attn);
     add_inplace(queries, attn_out, tod);
     layernorm_rows(queries, queries, w->norm_final_attn.weight, w->norm_final_attn.bias, T_out, D,
@@ -202,8 +213,18 @@ void keys_projection_init(KeysProjection *p, float *buffer, const float *w, int 
     }
 }
 
+// The three (N, I) projections, then each head's slice of them packed for
+// the per-prompt products (when the heads fit the struct).
+static size_t head_pack_floats(const SamConfig *cfg, int trans_b) {
+    const int N = cfg->grid * cfg->grid, hd = cfg->attn_internal_dim / cfg->decoder_heads;
+    return trans_b ? gemm_pack_b_floats(N, hd) : gemm_pack_b_floats(hd, N);
+}
+
 size_t first_block_projections_floats(const SamConfig *cfg) {
-    return (size_t)3 * cfg->grid * cfg->grid * cfg->attn_internal_dim;
+    size_t n = (size_t)3 * cfg->grid * cfg->grid * cfg->attn_internal_dim;
+    if (cfg->decoder_heads <= SAM_MAX_PACKED_HEADS)
+        n += (size_t)cfg->decoder_heads * (2 * head_pack_floats(cfg, 1) + head_pack_floats(cfg, 0));
+    return n;
 }
 
 void first_block_projections_compute(FirstBlockProjections *out, float *buffer, const float *keys,
@@ -221,4 +242,18 @@ void first_block_projections_compute(FirstBlockProjections *out, float *buffer, 
                    b->cross_attn_token_to_image.v_proj.bias, N, D, I);
     linear_forward(buffer + (size_t)2 * N * I, k_pe, b->cross_attn_image_to_token.q_proj.weight,
                    b->cross_attn_image_to_token.q_proj.bias, N, D, I);
+    const int H = cfg->decoder_heads, hd = I / H;
+    out->packed = H <= SAM_MAX_PACKED_HEADS;
+    if (!out->packed) return;
+    float *at = buffer + (size_t)3 * N * I;
+    const size_t nt = head_pack_floats(cfg, 1), nn = head_pack_floats(cfg, 0);
+    for (int h = 0; h < H; h++) {
+        // scores q_h k_h^T and p_h^T q... : k and q slices as (N, hd) B^T, v as (N, hd) B.
+        gemm_pack_b(&out->k_heads[h], at, out->token_to_image_k + h * hd, I, N, hd, 1);
+        at += nt;
+        gemm_pack_b(&out->q_heads[h], at, out->image_to_token_q + h * hd, I, N, hd, 1);
+        at += nt;
+        gemm_pack_b(&out->v_heads[h], at, out->token_to_image_v + h * hd, I, hd, N, 0);
+        at += nn;
+    }
 }

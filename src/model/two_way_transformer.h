@@ -7,6 +7,7 @@
 
 #include "../common/arena.h"
 #include "../common/error.h"
+#include "../kernels/kernels.h"
 #include "config.h"
 #include "weights.h"
 
@@ -17,10 +18,16 @@ typedef enum DecoderPath { DECODER_PATH_FAST = 0, DECODER_PATH_REFERENCE = 1 } D
 
 // The image-side projections of block 0, which do not depend on the prompt
 // when the dense prompt is the no-mask embedding: computed once per image.
+#define SAM_MAX_PACKED_HEADS 16
 typedef struct FirstBlockProjections {
     const float *token_to_image_k;  // (N, I) k_proj(keys + key_pe)
     const float *token_to_image_v;  // (N, I) v_proj(keys)
     const float *image_to_token_q;  // (N, I) q_proj(keys + key_pe)
+    // Each head's slice packed for the GEMMs (gemm_pack_b), when packed.
+    int packed;
+    GemmPackedB k_heads[SAM_MAX_PACKED_HEADS];
+    GemmPackedB v_heads[SAM_MAX_PACKED_HEADS];
+    GemmPackedB q_heads[SAM_MAX_PACKED_HEADS];
 } FirstBlockProjections;
 
 size_t first_block_projections_floats(const SamConfig *cfg);

@@ -101,14 +101,33 @@ static void run_case(AttentionDims d, int T, int N) {
 
     // tokens -> image
     attention_reference(want, tokens, image, image_v, T, N, d, &r.w, scratch);
-    attention_to_image(got, tokens, image, image_v, T, N, d, &r.w, 1, scratch);
+    attention_to_image(got, tokens, image, NULL, image_v, T, N, d, &r.w, 1, scratch);
     check(rel_l2(got, want, (size_t)T * d.dim), "attention_to_image", T, N);
+    // with the keys packed ahead
+    float *packed_buf = malloc(sizeof(float) * (gemm_pack_b_floats(N, d.dim) + 1));
+    GemmPackedB image_packed;
+    gemm_pack_b(&image_packed, packed_buf, image, d.dim, N, d.dim, 1);
+    attention_to_image(got, tokens, image, &image_packed, image_v, T, N, d, &r.w, 1, scratch);
+    check(rel_l2(got, want, (size_t)T * d.dim), "attention_to_image (packed keys)", T, N);
     float *k = malloc(sizeof(float) * (size_t)N * d.internal);
     float *v = malloc(sizeof(float) * (size_t)N * d.internal);
     linear_forward(k, image, r.w.k_proj.weight, r.w.k_proj.bias, N, d.dim, d.internal);
     linear_forward(v, image_v, r.w.v_proj.weight, r.w.v_proj.bias, N, d.dim, d.internal);
-    attention_to_projected_image(got, tokens, k, v, T, N, d, &r.w, scratch);
+    attention_to_projected_image(got, tokens, k, v, NULL, NULL, T, N, d, &r.w, scratch);
     check(rel_l2(got, want, (size_t)T * d.dim), "attention_to_projected_image", T, N);
+    // with each head's k and v slices packed ahead
+    const int hd = d.internal / d.heads;
+    GemmPackedB k_heads[16], v_heads[16];
+    float *head_bufs[32];
+    for (int h = 0; h < d.heads; h++) {
+        head_bufs[2 * h] = malloc(sizeof(float) * (gemm_pack_b_floats(N, hd) + 1));
+        head_bufs[2 * h + 1] = malloc(sizeof(float) * (gemm_pack_b_floats(hd, N) + 1));
+        gemm_pack_b(&k_heads[h], head_bufs[2 * h], k + h * hd, d.internal, N, hd, 1);
+        gemm_pack_b(&v_heads[h], head_bufs[2 * h + 1], v + h * hd, d.internal, hd, N, 0);
+    }
+    attention_to_projected_image(got, tokens, k, v, k_heads, v_heads, T, N, d, &r.w, scratch);
+    check(rel_l2(got, want, (size_t)T * d.dim), "attention_to_projected_image (packed heads)", T, N);
+    for (int h = 0; h < 2 * d.heads; h++) free(head_bufs[h]);
 
     // image -> tokens, residual included; the projection of the rows
     // (rows = image @ proj_w) must follow the update.
@@ -119,25 +138,39 @@ static void run_case(AttentionDims d, int T, int N) {
     attention_reference(want, image, tokens, tokens_v, N, T, d, &r.w, scratch);
     add_inplace(want, base, (size_t)N * d.dim);
     gemm_nn(N, PROJ_E, d.dim, 1.0f, want, d.dim, proj_w, PROJ_E, 0.0f, proj_want, PROJ_E);
-    for (int variant = 0; variant < 3; variant++) {
+    for (int variant = 0; variant < 5; variant++) {
         memcpy(got, base, sizeof(float) * (size_t)N * d.dim);
         gemm_nn(N, PROJ_E, d.dim, 1.0f, base, d.dim, proj_w, PROJ_E, 0.0f, proj_rows, PROJ_E);
         const ImageProjection proj = {proj_rows, proj_w, PROJ_E};
         float *q = NULL;
-        if (variant == 2) {
+        GemmPackedB q_heads[16];
+        float *q_bufs[16] = {0};
+        if (variant >= 2) {
             q = k;  // reused as the projected queries
             linear_forward(q, image, r.w.q_proj.weight, r.w.q_proj.bias, N, d.dim, d.internal);
         }
-        attention_from_image_add(got, image, q, tokens, tokens_v, T, N, d, &r.w, variant != 0,
-                                 &proj, scratch);
-        static const char *names[3] = {"attention_from_image_add (unfolded)",
-                                       "attention_from_image_add", "attention_from_image_add (q given)"};
+        if (variant == 4) {
+            for (int h = 0; h < d.heads; h++) {
+                q_bufs[h] = malloc(sizeof(float) * (gemm_pack_b_floats(N, hd) + 1));
+                gemm_pack_b(&q_heads[h], q_bufs[h], q + h * hd, d.internal, N, hd, 1);
+            }
+        }
+        attention_from_image_add(got, image, variant == 3 ? NULL : &image_packed, q,
+                                 variant == 4 ? q_heads : NULL, tokens, tokens_v, T, N, d, &r.w,
+                                 variant != 0, &proj, scratch);
+        for (int h = 0; h < 16; h++) free(q_bufs[h]);
+        static const char *names[5] = {"attention_from_image_add (unfolded)",
+                                       "attention_from_image_add (packed image)",
+                                       "attention_from_image_add (q given)",
+                                       "attention_from_image_add (q given, image not packed)",
+                                       "attention_from_image_add (q given, packed heads)"};
         check(rel_l2(got, want, (size_t)N * d.dim), names[variant], T, N);
         char what[96];
         snprintf(what, sizeof what, "%s, projected rows", names[variant]);
         check(rel_l2(proj_rows, proj_want, (size_t)N * PROJ_E), what, T, N);
     }
     free(base);
+    free(packed_buf);
     free(proj_w);
     free(proj_want);
     free(proj_rows);

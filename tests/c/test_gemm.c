@@ -125,6 +125,36 @@ static int check_one(const GemmVariant *v, int form, int m, int n, int k, int ld
     return ok;
 }
 
+// B packed ahead (gemm_pack_b_with + gemm_packed_b) against the scalar
+// reference, for both B layouts.
+static void check_packed(const GemmVariant *v, int trans_b, int m, int n, int k, Rng *rng) {
+    const int lda = k + 1, ldb = trans_b ? k + 2 : n + 3, ldc = n;
+    float *a = random_buffer(rng, (size_t)m * lda);
+    float *b = random_buffer(rng, trans_b ? (size_t)n * ldb : (size_t)k * ldb);
+    float *c_ref = random_buffer(rng, (size_t)m * ldc);
+    float *c_got = malloc(sizeof(float) * (size_t)m * ldc);
+    memcpy(c_got, c_ref, sizeof(float) * (size_t)m * ldc);
+    const size_t floats = gemm_pack_b_floats_with(v, n, k);
+    float *buffer = malloc(sizeof(float) * (floats ? floats : 1));
+    GemmPackedB packed;
+    gemm_pack_b_with(v, &packed, buffer, b, ldb, n, k, trans_b);
+    if (trans_b)
+        gemm_nt_scalar(m, n, k, 1.0f, a, lda, b, ldb, 0.5f, c_ref, ldc);
+    else
+        gemm_nn_scalar(m, n, k, 1.0f, a, lda, b, ldb, 0.5f, c_ref, ldc);
+    gemm_packed_b(m, n, k, 1.0f, a, lda, &packed, 0.5f, c_got, ldc);
+    int ok = 1;
+    for (size_t i = 0; i < (size_t)m * ldc && ok; i++)
+        ok = fabs((double)c_got[i] - c_ref[i]) <= ATOL + RTOL * fabs((double)c_ref[i]);
+    if (ok) {
+        passed++;
+    } else {
+        failed++;
+        printf("FAIL %s packed-B gemm_%s m=%d n=%d k=%d\n", v->name, trans_b ? "nt" : "nn", m, n, k);
+    }
+    free(a), free(b), free(c_ref), free(c_got), free(buffer);
+}
+
 static void check_variant(const GemmVariant *v, Rng *rng) {
     const int mr = v->mr, nr = v->nr;
     // Sizes straddling the register tile.
@@ -171,6 +201,13 @@ static void check_variant(const GemmVariant *v, Rng *rng) {
             }
         }
     }
+    // Packed B: shapes around the tile and across several n and k blocks
+    // (the decoder's per-image matrices: n = 4096 image rows, k = 16 or 256).
+    const int packed_shapes[][3] = {{1, 1, 1}, {v->mr + 1, v->nr - 1, 17}, {7, 4096, 16},
+                                    {56, 300, v->kc + 3}, {3, v->nc + v->nr + 1, 40}};
+    for (size_t s = 0; s < sizeof packed_shapes / sizeof packed_shapes[0]; s++)
+        for (int trans_b = 0; trans_b <= 1; trans_b++)
+            check_packed(v, trans_b, packed_shapes[s][0], packed_shapes[s][1], packed_shapes[s][2], rng);
     // k == 0: C = beta * C.
     check_one(v, FORM_NT, 5, 7, 0, 1, 1, 7, CASES[3], rng);
     check_one(v, FORM_NN, 5, 7, 0, 1, 7, 7, CASES[0], rng);
