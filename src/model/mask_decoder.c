@@ -282,8 +282,11 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
         projection.rows = u1;
     }
     const size_t phase = arena_mark(scratch);
-    // Read afterwards: the IoU token (row 0) and mask tokens 1 .. first_mask + n_masks - 1.
-    if (two_way_transformer_forward(queries, keys, tokens, plan->key_pe, T, N, 1 + first_mask + n_masks,
+    // Read afterwards: the IoU token (row 0) and the requested mask tokens.
+    int out_rows[1 + 8];
+    out_rows[0] = 0;
+    for (int k = 0; k < n_masks; k++) out_rows[1 + k] = 1 + first_mask + k;
+    if (two_way_transformer_forward(queries, keys, tokens, plan->key_pe, T, N, out_rows, 1 + n_masks,
                                     state ? &state->first : NULL, project ? &projection : NULL,
                                     path, w, cfg, scratch, err)) {
         arena_reset(scratch, mark);

@@ -62,7 +62,8 @@ size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, in
 
 int two_way_transformer_forward(float *queries, float *keys, const float *query_pe,
                                 const float *key_pe, int n_tokens, int n_image,
-                                int n_out_tokens, const FirstBlockProjections *first,
+                                const int *out_rows, int n_out_rows,
+                                const FirstBlockProjections *first,
                                 const KeysProjection *projection, DecoderPath path,
                                 const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
                                 SamError *err) {
@@ -166,16 +167,22 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
 
     // Final attention from the tokens to the image, residual, norm_final_attn.
     // Each token row attends on its own, so only the rows the caller reads
-    // are computed (the fast path; the reference computes all).
-    const int T_out = fold && n_out_tokens > 0 && n_out_tokens < T ? n_out_tokens : T;
-    const size_t tod = (size_t)T_out * D;
-    add_to(q_pe, queries, query_pe, tod);
+    // are computed (the fast path; the reference computes all): gathered
+    // into the first rows of q_pe, and the results scattered back.
+    const int T_out = fold && out_rows && n_out_rows > 0 && n_out_rows < T ? n_out_rows : T;
+    for (int j = 0; j < T_out; j++) {
+        const int row = T_out < T ? out_rows[j] : j;
+        add_to(q_pe + (size_t)j * D, queries + (size_t)row * D, query_pe + (size_t)row * D, (size_t)D);
+    }
     add_to(k_pe, keys, key_pe, nd);
     attention_to_image(attn_out, q_pe, k_pe, NULL, keys, T_out, N, cross, &w->final_attn_token_to_image,
                        fold, attn);
-    add_inplace(queries, attn_out, tod);
-    layernorm_rows(queries, queries, w->norm_final_attn.weight, w->norm_final_attn.bias, T_out, D,
-                   DECODER_LN_EPS);
+    for (int j = 0; j < T_out; j++) {
+        float *row = queries + (size_t)(T_out < T ? out_rows[j] : j) * D;
+        add_inplace(row, attn_out + (size_t)j * D, (size_t)D);
+        layernorm_rows(row, row, w->norm_final_attn.weight, w->norm_final_attn.bias, 1, D,
+                       DECODER_LN_EPS);
+    }
 
     arena_reset(scratch, mark);
     return 0;

@@ -67,14 +67,15 @@ size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, in
 // (after norm_final_attn). keys: (n_image, D) image tokens (image embedding
 // + dense prompt, token-major), processed in place. query_pe: the original
 // tokens (point_embedding), key_pe: (n_image, D) the dense positional
-// encoding, token-major. n_out_tokens: the leading query rows the caller
-// reads (the fast path leaves later rows without the final attention; 0:
-// all). first: NULL, or block 0's projections of these keys. projection:
+// encoding, token-major. out_rows (n_out_rows, ascending; NULL: all): the
+// query rows the caller reads (the fast path leaves the others without the
+// final attention). first: NULL, or block 0's projections of these keys. projection:
 // NULL, or a KeysProjection whose rows are updated in place. Scratch is
 // returned to the arena on exit.
 int two_way_transformer_forward(float *queries, float *keys, const float *query_pe,
                                 const float *key_pe, int n_tokens, int n_image,
-                                int n_out_tokens, const FirstBlockProjections *first,
+                                const int *out_rows, int n_out_rows,
+                                const FirstBlockProjections *first,
                                 const KeysProjection *projection, DecoderPath path,
                                 const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
                                 SamError *err);
