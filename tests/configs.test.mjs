@@ -36,6 +36,11 @@ describe('config inference', () => {
     assert.deepEqual([c.img_size, c.num_heads, c.prompt_dim, c.decoder_depth, c.num_mask_tokens],
       [1024, 12, 256, 2, 4]);
   });
+  test('the demo model\'s config', () => {
+    const c = info(checkpoint('demo'));
+    assert.deepEqual([c.img_size, c.embed_dim, c.depth, c.prompt_dim, c.decoder_heads],
+      [512, 160, 6, 128, 8]);
+  });
   test('a small custom config', () => {
     const c = info(checkpoint('tiny'));
     assert.deepEqual([c.img_size, c.embed_dim, c.depth, c.window_size], [256, 96, 2, 5]);
@@ -59,6 +64,9 @@ describe('encoder parity on other configs', { concurrency: false }, () => {
   });
   test('small config, every prompt kind', () => {
     checkImage(checkpoint('tiny'), 97, 61, dir);
+  });
+  test('the demo model\'s config (decoder width 128, input 512), every prompt kind', () => {
+    checkImage(checkpoint('demo'), 640, 480, dir);
   });
   test('small config under address and undefined-behaviour sanitizers', { skip: !fs.existsSync(ASAN_SAM) && 'build/asan missing (./build.sh asan)' }, () => {
     checkImage(checkpoint('tiny'), 640, 427, dir, { sam: ASAN_SAM });

@@ -25,6 +25,10 @@ const CHECKPOINTS = {
   // 16-token grid pads windows, as the official 14 on 64 does.
   tiny: ['--type', 'tiny', '--window', '5', '--global-attn', '1', '--seed', '4'],
   tiny_other: ['--type', 'tiny', '--window', '5', '--global-attn', '1', '--seed', '5'],
+  // The shipped demo model's config (decoder width 128, 512 input, 128x128 low-res masks).
+  demo: ['--type', 'demo', '--img-size', '512', '--seed', '7'],
+  // MobileSAM (TinyViT encoder): exactly the keys and shapes of mobile_sam.pt.
+  vit_t: ['--type', 'vit_t', '--seed', '6'],
 };
 
 export function checkpoint(name) {

@@ -1,7 +1,7 @@
 """Evaluate a model through the C runtime (build/sam), not PyTorch, on held-out scenes.
 
 usage: /usr/bin/python3 tools/train/evaluate.py --model demo/models/sam_demo.safetensors
-           [--scenes 200] [--first 0] [--jobs 2] [--json OUT.json] [--sam build/sam]
+           [--scenes 200] [--first 0] [--jobs 2] [--json OUT.json] [--sam build/sam] [--keep DIR]
 
 Scenes: scenes.make_scene(HELDOUT_SEED_BASE + first + i), sizes cycling through 640x480,
 480x640, 512x512 and 800x600 (never seen in training: training seeds are < 1e9).
@@ -109,14 +109,18 @@ def eval_scene(args, i, tmp):
                "levels": len(inst)}
         out = os.path.join(d, f"o{oi}")
         x, y = deepest_point(gt)
+        ys, xs = np.nonzero(gt)
+        bx = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+        if args.keep:
+            # what another runtime needs to replay the first two prompts (tests/demo_model.test.mjs)
+            Image.fromarray(gt.astype(np.uint8) * 255).save(os.path.join(d, f"gt{oi}.png"))
+            row.update(image=img, gt=os.path.join(d, f"gt{oi}.png"), click=[x, y], box_xyxy=list(bx))
         masks, scores = predict(args.sam, args.model, emb, out, [(x, y, 1)], multimask=True)
         ious = [iou(m, gt) for m in masks]
         top = int(np.argmax(scores))
         row["click1_top"] = ious[top]
         row["click1_best3"] = max(ious)
-        ys, xs = np.nonzero(gt)
-        bm, _ = predict(args.sam, args.model, emb, out + "b",
-                        box=(int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())))
+        bm, _ = predict(args.sam, args.model, emb, out + "b", box=bx)
         row["box"] = iou(bm[0], gt)
         # corrective clicks from the top-scored first result
         points = [(x, y, 1)]
@@ -153,11 +157,16 @@ def main():
     ap.add_argument("--min-area", type=int, default=100, help="skip objects smaller (pixels)")
     ap.add_argument("--sam", default=str(ROOT / "build" / "sam"))
     ap.add_argument("--json", help="write the summary and per-object rows here")
+    ap.add_argument("--keep", help="keep scene images and ground-truth masks in this folder "
+                                   "(rows then name them, with the click and the box)")
     args = ap.parse_args()
 
     rows, encs = [], []
     t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix="sam-eval-") as tmp:
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sam-eval-") as tmp_dir:
+        tmp = args.keep or tmp_dir
         with ThreadPoolExecutor(args.jobs) as ex:
             futs = [ex.submit(eval_scene, args, i, tmp) for i in range(args.scenes)]
             for n, f in enumerate(futs):
