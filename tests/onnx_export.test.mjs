@@ -46,26 +46,28 @@ test('ONNX export of the decoder agrees with the CLI in onnxruntime-node', async
     has_mask_input: new ort.Tensor('float32', new Float32Array([0]), [1]),
     orig_im_size: new ort.Tensor('float32', new Float32Array([h, w]), [2]),
   });
-  assert.deepEqual(out.masks.dims, [1, 3, h, w]);
-  assert.deepEqual(out.iou_predictions.dims, [1, 3]);
-  assert.deepEqual(out.low_res_masks.dims, [1, 3, 4 * g, 4 * g]);
+  // All 4 mask tokens, as the official export; the CLI's 3 multimask masks are tokens 1..3.
+  assert.deepEqual(out.masks.dims, [1, 4, h, w]);
+  assert.deepEqual(out.iou_predictions.dims, [1, 4]);
+  assert.deepEqual(out.low_res_masks.dims, [1, 4, 4 * g, 4 * g]);
+  const low = 16 * g * g;
 
   const result = JSON.parse(fs.readFileSync(path.join(dir, 'cli', 'result.json'), 'utf8'));
   const cliLow = readNpy(path.join(dir, 'cli', 'low_res_logits.npy')).data;
   let worst = 0, scale2 = 0;
   for (let i = 0; i < cliLow.length; i++) {
-    worst = Math.max(worst, Math.abs(cliLow[i] - out.low_res_masks.data[i]));
+    worst = Math.max(worst, Math.abs(cliLow[i] - out.low_res_masks.data[low + i]));
     scale2 = Math.max(scale2, Math.abs(cliLow[i]));
   }
   assert.ok(worst <= 1e-3 * Math.max(1, scale2), `low-res logits differ by ${worst} (max |logit| ${scale2})`);
   for (let k = 0; k < 3; k++) {
-    assert.ok(Math.abs(result.masks[k].score - out.iou_predictions.data[k]) <= 2e-3,
-      `score ${k}: CLI ${result.masks[k].score}, ONNX ${out.iou_predictions.data[k]}`);
+    assert.ok(Math.abs(result.masks[k].score - out.iou_predictions.data[1 + k]) <= 2e-3,
+      `score ${k}: CLI ${result.masks[k].score}, ONNX ${out.iou_predictions.data[1 + k]}`);
     const png = decodePng(fs.readFileSync(path.join(dir, 'cli', result.masks[k].file)));
     assert.deepEqual([png.width, png.height], [w, h]);
     let inter = 0, union = 0;
     for (let i = 0; i < h * w; i++) {
-      const a = png.data[i * png.channels] > 127, b = out.masks.data[k * h * w + i] > 0;
+      const a = png.data[i * png.channels] > 127, b = out.masks.data[(1 + k) * h * w + i] > 0;
       inter += a && b; union += a || b;
     }
     const iou = union ? inter / union : 1;

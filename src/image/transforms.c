@@ -8,6 +8,7 @@
 // arithmetic below follows those libraries' order of operations, not a
 // textbook formula. See /work/shared/FIDELITY.md.
 #include "transforms.h"
+#include "../common/multiversion.h"
 
 #include <math.h>
 #include <string.h>
@@ -459,7 +460,7 @@ static float postprocess_margin(const float *low_res, int lr) {
 
 // Plain-float separable bilinear (same index and weight tables as
 // bilinear_torch); scratch: bilinear_scratch_floats(in_h, out_rows, out_w).
-static void bilinear_float(float *out, int out_rows, int out_w, const float *in, int in_h,
+SAM_MULTIVERSION static void bilinear_float(float *out, int out_rows, int out_w, const float *in, int in_h,
                            int in_w, int full_h, int full_w, float *scratch) {
     LerpAxis ax, ay;
     float *rest = lerp_axis_alloc(&ay, scratch, out_rows);
@@ -524,7 +525,7 @@ size_t postprocess_mask_scratch_floats(int low_res, int input_size, int h, int w
     return (size_t)h * w + postprocess_scratch_floats(low_res, input_size, h, w);
 }
 
-void postprocess_mask_torch(uint8_t *mask, size_t *above_hi, size_t *above_lo, float hi, float lo,
+SAM_MULTIVERSION void postprocess_mask_torch(uint8_t *mask, size_t *above_hi, size_t *above_lo, float hi, float lo,
                             const float *low_res, int lr, int input_size, int resized_h,
                             int resized_w, int h, int w, int channels, float *scratch) {
     const int identity = resized_h == h && resized_w == w;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "../common/multiversion.h"
 #include "ops_internal.h"
 
 void linear_forward(float *y, const float *x, const float *w, const float *bias, int m, int k,
@@ -152,7 +153,7 @@ void softmax_cols_scalar(float *x, int rows, int cols) {
     softmax_cols_scalar_range(x, rows, cols, 0, cols);
 }
 
-void add_inplace(float *x, const float *y, size_t n) {
+SAM_MULTIVERSION void add_inplace(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 

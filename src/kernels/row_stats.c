@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "../common/multiversion.h"
 
 enum { LANES = 8 };
 
@@ -18,7 +19,8 @@ static float lane_sum(const float *acc) {
     return s;
 }
 
-void row_mean_rstd(const float *x, int n, int c, float eps, float *mean, float *rstd) {
+SAM_MULTIVERSION void row_mean_rstd(const float *x, int n, int c, float eps, float *mean,
+                                    float *rstd) {
     const int full = c - c % LANES;
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * c;

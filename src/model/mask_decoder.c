@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../common/clock.h"
+#include "../common/multiversion.h"
 #include "../kernels/kernels.h"
 #include "decoder_attention.h"
 #include "two_way_transformer.h"
@@ -164,7 +165,8 @@ void mask_decoder_prepare_image(DecoderImageState *st, float *buffer, const floa
 // Steps 1-3 of the output upscaling (see the top of the file) for mask
 // tokens first_mask .. first_mask + n_masks - 1, whose hypernetwork outputs
 // are hyper (n_masks, C2). masks: (n_masks, 4G, 4G).
-static void upscale_masks(float *masks, const float *keys, int u1_projected, const float *hyper,
+SAM_MULTIVERSION static void upscale_masks(float *masks, const float *keys, int u1_projected,
+                                           const float *hyper,
                           int n_masks, const MaskDecoderPlan *plan, const MaskDecoderWeights *w,
                           const SamConfig *cfg, float *u1, float *u2, float *planes) {
     const int D = cfg->prompt_dim, G = cfg->grid, N = G * G;

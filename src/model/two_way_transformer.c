@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../kernels/kernels.h"
+#include "../common/multiversion.h"
 #include "decoder_attention.h"
 
 // nn.LayerNorm default eps, used by every norm of the decoder transformer.
@@ -16,8 +17,24 @@
 static size_t arena_rounded(size_t n) { return (n + 15) & ~(size_t)15; }
 
 // dst = a + b elementwise (the `queries + query_pe` sums).
-static void add_to(float *dst, const float *a, const float *b, size_t n) {
+SAM_MULTIVERSION static void add_to(float *dst, const float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
+}
+
+// norm4 of a block applied with precomputed row statistics to the keys (N,
+// D), and its effect on their projection rows (N, E) (KeysProjection).
+SAM_MULTIVERSION static void normalize_with_projection(float *keys, float *rows, const float *mean,
+                                                       const float *rstd, const float *gamma,
+                                                       const float *beta, const float *colsum,
+                                                       const float *beta_next, int N, int D,
+                                                       int E) {
+    for (int n = 0; n < N; n++) {
+        float *row = rows + (size_t)n * E;
+        const float m = mean[n], r = rstd[n];
+        for (int j = 0; j < E; j++) row[j] = r * (row[j] - m * colsum[j]) + beta_next[j];
+        float *key = keys + (size_t)n * D;
+        for (int c = 0; c < D; c++) key[c] = (key[c] - m) * r * gamma[c] + beta[c];
+    }
 }
 
 // The buffers of one forward, in allocation order (shared by the size
@@ -149,17 +166,10 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
             // LN(keys) @ M_{l+1} = rstd (rows - mean colsum(M_l)) + beta M_{l+1}.
             // The statistics are computed once and serve the norm itself too.
             float *mean = stats, *rstd = stats + N;
-            const int E = projection->e;
-            const float *gamma = b->norm4.weight, *beta = b->norm4.bias;
             row_mean_rstd(keys, N, D, DECODER_LN_EPS, mean, rstd);
-            for (int n = 0; n < N; n++) {
-                float *row = projection->rows + (size_t)n * E;
-                const float m = mean[n], r = rstd[n];
-                for (int j = 0; j < E; j++)
-                    row[j] = r * (row[j] - m * projection->colsum[l][j]) + projection->beta_next[l][j];
-                float *key = keys + (size_t)n * D;
-                for (int c = 0; c < D; c++) key[c] = (key[c] - m) * r * gamma[c] + beta[c];
-            }
+            normalize_with_projection(keys, projection->rows, mean, rstd, b->norm4.weight,
+                                      b->norm4.bias, projection->colsum[l],
+                                      projection->beta_next[l], N, D, projection->e);
         } else {
             layernorm_rows(keys, keys, b->norm4.weight, b->norm4.bias, N, D, DECODER_LN_EPS);
         }

@@ -15,15 +15,14 @@ Inputs (float32; G is the embedding grid, 64 for the official models, S = 16 G t
   mask_input        (1, 1, 4G, 4G) low-res logits of an earlier prediction (zeros when unused)
   has_mask_input    (1,)        1 to use mask_input, 0 to use the no-mask embedding
   orig_im_size      (2,)        h, w of the original image
-Outputs:
-  masks             (1, 3, h, w)   logits at the original size: bilinear to S x S, crop to the
+Outputs (K = 4: every mask token, as the official export without --return-single-mask;
+K = 3 with --multimask-only: tokens 1..3, what SamPredictor.predict(multimask_output=True)
+returns):
+  masks             (1, K, h, w)   logits at the original size: bilinear to S x S, crop to the
                                     resized image, bilinear to h x w (Sam.postprocess_masks)
-  iou_predictions   (1, 3)         predicted IoU (no sigmoid)
-  low_res_masks     (1, 3, 4G, 4G) low-res logits
-
-Unlike the official export (which returns all 4 mask tokens unless --return-single-mask), this
-one returns the 3 multimask outputs, i.e. what SamPredictor.predict(multimask_output=True)
-returns. Before writing the file, the wrapper is checked in PyTorch against the predictor path of
+  iou_predictions   (1, K)         predicted IoU (no sigmoid)
+  low_res_masks     (1, K, 4G, 4G) low-res logits
+ Before writing the file, the wrapper is checked in PyTorch against the predictor path of
 predict.py (sparse/dense prompt encoding + MaskDecoder + postprocess_masks) on random inputs.
 """
 
@@ -45,9 +44,10 @@ class DecoderForOnnx(nn.Module):
     only (no Python branching on input values), so that tracing keeps N, the mask input switch and
     the original size as graph inputs."""
 
-    def __init__(self, sam: Sam) -> None:
+    def __init__(self, sam: Sam, multimask_only: bool = False) -> None:
         super().__init__()
         self.sam = sam
+        self.multimask_only = multimask_only
         self.img_size = sam.image_encoder.img_size
         pe = sam.prompt_encoder
         # Per-label embeddings, rows in label order 0..3 (negative, positive, box corners).
@@ -92,10 +92,11 @@ class DecoderForOnnx(nn.Module):
         dense = self.embed_mask(mask_input, has_mask_input)
         masks, iou = self.sam.mask_decoder.predict_masks(
             image_embeddings, self.sam.prompt_encoder.get_dense_pe(), sparse, dense)
-        # Multimask output: mask tokens 1..3 (MaskDecoder.forward with multimask_output=True).
-        low_res = masks[:, 1:, :, :]
-        iou = iou[:, 1:]
-        return self.postprocess(low_res, orig_im_size), iou, low_res
+        # --multimask-only: mask tokens 1..3 (MaskDecoder.forward with multimask_output=True);
+        # otherwise all 4, as the official SamOnnxModel.
+        if self.multimask_only:
+            masks, iou = masks[:, 1:, :, :], iou[:, 1:]
+        return self.postprocess(masks, orig_im_size), iou, masks
 
 
 def dummy_inputs(sam: Sam, n_points: int = 3, seed: int = 0, mask: bool = False):
@@ -135,6 +136,8 @@ def check_against_predictor(sam: Sam, wrapper: DecoderForOnnx) -> float:
         scale = s / max(h, w)
         input_size = (int(h * scale + 0.5), int(w * scale + 0.5))
         masks = sam.postprocess_masks(low_res, input_size, (h, w))
+        if not wrapper.multimask_only:  # the predictor's 3 are tokens 1..3 of the 4
+            got = tuple(t[:, 1:] for t in got)
         for a, b in zip(got, (masks, iou, low_res)):
             if a.shape != b.shape:
                 raise SystemExit(f"export check: shape {tuple(a.shape)} != predictor {tuple(b.shape)}")
@@ -151,10 +154,12 @@ def main() -> None:
     ap.add_argument("--opset", type=int, default=17)
     ap.add_argument("--decoder-heads", type=int, default=8)
     ap.add_argument("--no-check", action="store_true", help="skip the PyTorch self-check")
+    ap.add_argument("--multimask-only", action="store_true",
+                    help="output mask tokens 1..3 only (default: all 4, as the official export)")
     args = ap.parse_args()
 
     sam = load_checkpoint(args.ckpt, decoder_heads=args.decoder_heads)
-    wrapper = DecoderForOnnx(sam).eval()
+    wrapper = DecoderForOnnx(sam, multimask_only=args.multimask_only).eval()
     if not args.no_check:
         worst = check_against_predictor(sam, wrapper)
         print(f"export check: wrapper vs predictor path max abs diff {worst:.3g}", file=sys.stderr)
