@@ -108,6 +108,32 @@ void gemm_pack_b_with(const GemmVariant *v, GemmPackedB *p, float *buffer, const
 
 size_t gemm_pack_b_floats(int n, int k) { return gemm_pack_b_floats_with(active_variant(), n, k); }
 
+size_t gemm_pack_b_sum_floats(int n, int k) {
+    const GemmVariant *v = active_variant();
+    if (!v->kernel) return (size_t)n * k;  // the scalar variant reads the sum itself
+    const size_t panel = (size_t)v->nr * (k < v->kc ? k : v->kc);
+    return gemm_pack_b_floats_with(v, n, k) + panel;
+}
+
+void gemm_pack_b_sum(GemmPackedB *p, float *buffer, const float *x, const float *y, int ld, int n,
+                     int k) {
+    const GemmVariant *v = active_variant();
+    if (!v->kernel) {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < k; j++)
+                buffer[(size_t)i * k + j] = x[(size_t)i * ld + j] + y[(size_t)i * ld + j];
+        *p = (GemmPackedB){.variant = v, .b = buffer, .ldb = k, .n = n, .k = k, .trans_b = 1};
+        return;
+    }
+    const size_t packed = gemm_pack_b_floats_with(v, n, k);
+    float *aligned = (float *)(((uintptr_t)buffer + 63) & ~(uintptr_t)63);
+    // The sum exists only packed: the struct's b is NULL (gemm_packed_b uses
+    // the packed form, whose shape the caller matches).
+    *p = (GemmPackedB){.variant = v, .b = NULL, .ldb = 0, .n = n, .k = k, .trans_b = 1,
+                       .packed = aligned};
+    gemm_blocked_pack_b_sum(v, aligned, x, y, ld, n, k, buffer + packed);
+}
+
 void gemm_pack_b(GemmPackedB *p, float *buffer, const float *b, int ldb, int n, int k,
                  int trans_b) {
     gemm_pack_b_with(active_variant(), p, buffer, b, ldb, n, k, trans_b);

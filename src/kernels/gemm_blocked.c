@@ -250,6 +250,31 @@ void gemm_blocked_pack_b(const GemmVariant *v, float *dst, const float *b, int l
     }
 }
 
+void gemm_blocked_pack_b_sum(const GemmVariant *v, float *dst, const float *x, const float *y,
+                             int ld, int n, int k, float *tmp) {
+    if (n <= 0 || k <= 0) return;
+    const GemmPackRowsFn pack_rows_fn = v->pack_rows ? v->pack_rows : pack_rows;
+    const int nr = v->nr, kc = balanced_block(k, v->kc, 1), nc = balanced_block(n, v->nc, nr);
+    for (int jc = 0; jc < n; jc += nc) {
+        const int nb = imin(nc, n - jc);
+        for (int pc = 0; pc < k; pc += kc) {
+            const int kb = imin(kc, k - pc);
+            // One nr-row panel at a time: its rows of x + y into tmp (kept in
+            // cache), then the transposing pack of tmp.
+            for (int jr = 0; jr < nb; jr += nr) {
+                const int live = imin(nr, nb - jr);
+                for (int i = 0; i < live; i++) {
+                    const size_t at = (size_t)(jc + jr + i) * ld + pc;
+                    float *t = tmp + (size_t)i * kb;
+                    for (int p = 0; p < kb; p++) t[p] = x[at + p] + y[at + p];
+                }
+                pack_rows_fn(dst, tmp, kb, live, kb, nr);
+                dst += (size_t)nr * kb;
+            }
+        }
+    }
+}
+
 void gemm_blocked_packed(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                          int lda, const float *b_packed, float beta, float *c, int ldc) {
     gemm_blocked(v, 0, 0, m, n, k, alpha, a, lda, NULL, 0, b_packed, beta, c, ldc);

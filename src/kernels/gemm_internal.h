@@ -62,6 +62,10 @@ void gemm_blocked_pack_b(const GemmVariant *v, float *dst, const float *b, int l
                          int trans_b);
 void gemm_blocked_packed(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                          int lda, const float *b_packed, float beta, float *c, int ldc);
+// gemm_blocked_pack_b of B = x + y (both (n, k), row stride ld; trans_b 1)
+// without forming the sum; tmp holds nr * min(k, kc) floats.
+void gemm_blocked_pack_b_sum(const GemmVariant *v, float *dst, const float *x, const float *y,
+                             int ld, int n, int k, float *tmp);
 
 // SIMD variants; each returns NULL when the CPU lacks the instructions.
 #if SAM_GEMM_X86

@@ -38,6 +38,12 @@ typedef struct GemmPackedB {
 size_t gemm_pack_b_floats(int n, int k);
 void gemm_pack_b(GemmPackedB *p, float *buffer, const float *b, int ldb, int n, int k,
                  int trans_b);
+// The packed form (trans_b 1) of B = x + y, both (n, k) with row stride ld,
+// without forming the sum in memory (for the scalar variant it is formed in
+// buffer). The product must then use exactly n and k.
+size_t gemm_pack_b_sum_floats(int n, int k);
+void gemm_pack_b_sum(GemmPackedB *p, float *buffer, const float *x, const float *y, int ld, int n,
+                     int k);
 // C (m, n) = alpha * A (m, k) @ op(B) + beta * C, with op(B) as packed.
 void gemm_packed_b(int m, int n, int k, float alpha, const float *a, int lda,
                    const GemmPackedB *b, float beta, float *c, int ldc);

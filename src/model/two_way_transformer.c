@@ -46,7 +46,7 @@ typedef struct TwoWaySizes {
     size_t mlp;       // (T, mlp) MLP hidden
     size_t attn;      // attention scratch, the largest of the attentions
     size_t stats;     // (2N) row means and 1/std of the keys, for the projection
-    size_t k_pe_pack; // keys + key_pe packed for the GEMMs (gemm_pack_b)
+    size_t k_pe_pack; // keys + key_pe packed for the GEMMs (gemm_pack_b_sum)
 } TwoWaySizes;
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -66,7 +66,7 @@ static void two_way_sizes(TwoWaySizes *s, const SamConfig *cfg, int T, int N) {
     s->attn = max_size(s->attn, attention_from_image_scratch_floats(T, N, cross,
                                                                     4 * cfg->upscale_dim1));
     s->stats = (size_t)2 * N;
-    s->k_pe_pack = gemm_pack_b_floats(N, D);
+    s->k_pe_pack = gemm_pack_b_sum_floats(N, D);
 }
 
 size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, int n_image) {
@@ -88,6 +88,8 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
     const AttentionDims self = {D, D, cfg->decoder_heads};
     const AttentionDims cross = {D, cfg->attn_internal_dim, cfg->decoder_heads};
     const int fold = path == DECODER_PATH_FAST;
+    // keys + key_pe is only needed packed when the rearranged attentions run.
+    const int pack_k_pe = fold && attention_folding_pays(T, cross);
     const size_t td = (size_t)T * D, nd = (size_t)N * D;
     TwoWaySizes sz;
     two_way_sizes(&sz, cfg, T, N);
@@ -132,12 +134,15 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
                                          pre->packed ? pre->v_heads : NULL, T, N, cross,
                                          &b->cross_attn_token_to_image, attn);
         } else {
-            add_to(k_pe, keys, key_pe, nd);
             // keys + key_pe is the right operand of two products (the scores
-            // of this attention and of the image-to-token one): packed once.
-            if (fold) gemm_pack_b(&k_pe_packed, k_pe_pack, k_pe, D, N, D, 1);
-            attention_to_image(attn_out, q_pe, k_pe, fold ? &k_pe_packed : NULL, keys, T, N, cross,
-                               &b->cross_attn_token_to_image, fold, attn);
+            // of this attention and of the image-to-token one) when the
+            // rearranged forms are used: packed once, straight from the sum.
+            if (pack_k_pe)
+                gemm_pack_b_sum(&k_pe_packed, k_pe_pack, keys, key_pe, D, N, D);
+            else
+                add_to(k_pe, keys, key_pe, nd);
+            attention_to_image(attn_out, q_pe, k_pe, pack_k_pe ? &k_pe_packed : NULL, keys, T, N,
+                               cross, &b->cross_attn_token_to_image, fold, attn);
         }
         add_inplace(queries, attn_out, td);
         layernorm_rows(queries, queries, b->norm2.weight, b->norm2.bias, T, D, DECODER_LN_EPS);
@@ -156,7 +161,7 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
         const ImageProjection proj = {projection ? projection->rows : NULL,
                                       projection ? projection->m[l] : NULL,
                                       projection ? projection->e : 0};
-        attention_from_image_add(keys, k_pe, pre || !fold ? NULL : &k_pe_packed,
+        attention_from_image_add(keys, k_pe, pre || !pack_k_pe ? NULL : &k_pe_packed,
                                  pre ? pre->image_to_token_q : NULL,
                                  pre && pre->packed ? pre->q_heads : NULL, q_pe, queries, T, N,
                                  cross, &b->cross_attn_image_to_token, fold,
@@ -184,9 +189,13 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
         const int row = T_out < T ? out_rows[j] : j;
         add_to(q_pe + (size_t)j * D, queries + (size_t)row * D, query_pe + (size_t)row * D, (size_t)D);
     }
-    add_to(k_pe, keys, key_pe, nd);
-    attention_to_image(attn_out, q_pe, k_pe, NULL, keys, T_out, N, cross, &w->final_attn_token_to_image,
-                       fold, attn);
+    const int pack_final = fold && attention_folding_pays(T_out, cross);
+    if (pack_final)
+        gemm_pack_b_sum(&k_pe_packed, k_pe_pack, keys, key_pe, D, N, D);
+    else
+        add_to(k_pe, keys, key_pe, nd);
+    attention_to_image(attn_out, q_pe, k_pe, pack_final ? &k_pe_packed : NULL, keys, T_out, N,
+                       cross, &w->final_attn_token_to_image, fold, attn);
     for (int j = 0; j < T_out; j++) {
         float *row = queries + (size_t)(T_out < T ? out_rows[j] : j) * D;
         add_inplace(row, attn_out + (size_t)j * D, (size_t)D);
