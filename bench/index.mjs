@@ -7,6 +7,10 @@
 // Benchmarks (add new ones here):
 //   decoder   bench/decoder.mjs: the mask decoder, ours (WASM in Node and Chromium, native)
 //             side by side with onnxruntime-web, onnxruntime-node and PyTorch
+//   encoder_tinyvit  bench/encoder_tinyvit.mjs: MobileSAM's image encoder (TinyViT), ours (WASM in
+//             Node, native) side by side with onnxruntime-web, onnxruntime-node and PyTorch
+//   amg       bench/amg.mjs: the automatic mask generator (32x32 grid, ViT-B), native and WASM
+//             against the official pipeline in PyTorch, decode side
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BENCHMARKS = {
   decoder: 'decoder.mjs',
+  encoder_tinyvit: 'encoder_tinyvit.mjs',
+  amg: 'amg.mjs',
 };
 
 const argv = process.argv.slice(2);

@@ -2,7 +2,7 @@
 // browser, and turns clicks, boxes and hovers into masks. Everything stays on this origin.
 import { SamPredictor } from '../web/sam.js';
 import { maskToPNGBlob } from '../web/masks.js';
-import { COLORS, drawMask, drawPrompts, drawThumb, maskStats } from './overlay.js';
+import { COLORS, drawMask, drawMasks, drawPrompts, drawThumb, maskStats } from './overlay.js';
 import { acceptDropsAndPaste, classifyFiles, cocoAnnotation, cutoutPNG, decodeImage, download, safetensorsMeta } from './files.js';
 import { createHistory } from './history.js';
 
@@ -40,7 +40,17 @@ const S = {
   hoverResult: null,
   drag: null, // {x0, y0, x1, y1, id, moved, button, shift}
   view: 0, // bumped when the committed state changes; stale hover results are dropped
+  // Everything mode (automatic mask generator): {masks, selected, running, controller} or null.
+  everything: null,
 };
+
+// The generator's settings in the demo: the official defaults with a 16x16 grid (256 points;
+// the official 32x32 takes 4x as long in the browser). The built-in demo model is tiny and its
+// predicted IoUs stay below 0.5 (demo/models/README.md), so with it the IoU and stability
+// filters are lowered; official checkpoints get the official thresholds.
+const everythingOptions = () => (S.modelName === DEFAULT_MODEL.split('/').pop()
+  ? { points_per_side: 16, pred_iou_thresh: 0.3, stability_score_thresh: 0.6 }
+  : { points_per_side: 16 });
 
 // ---------------------------------------------------------------------------------------------
 // Status and progress
@@ -54,7 +64,9 @@ function setState(state) {
   document.body.dataset.state = state;
 }
 
-const STAGES = { download: 'Downloading', encode: 'Image encoder blocks', load: 'Reading the weights' };
+// encode: ViT blocks (+ neck), or MobileSAM's TinyViT stages (+ neck).
+const STAGES = { download: 'Downloading', encode: 'Image encoder steps', load: 'Reading the weights',
+  everything: 'Points decoded' };
 // onProgress may report {stage, done, total}, {loaded, total}, a fraction or nothing useful.
 function progressOf(p) {
   if (typeof p === 'number') return { done: p, total: 1 };
@@ -158,6 +170,7 @@ function showImage(data, name) {
 
 async function encodeImage() {
   if (!S.sam || !S.image) return;
+  exitEverything();
   setState('busy');
   S.ready = false;
   S.history.reset(); // results of another embedding are stale
@@ -183,6 +196,7 @@ async function loadEmbedding(file) {
     const meta = (await safetensorsMeta(file)) ?? {};
     const bytes = new Uint8Array(await file.arrayBuffer());
     await withProgress(`Loading embedding ${file.name}`, () => S.sam.setEmbedding(bytes), { eager: false });
+    exitEverything();
     S.history.reset();
     S.ready = true;
     render();
@@ -309,7 +323,7 @@ function scheduleHover() {
   requestAnimationFrame(async () => {
     hoverPending = false;
     const h = S.hover;
-    if (!h || !S.ready || current().prompts.length || S.drag || !$('opt-hover').checked) return;
+    if (!h || !S.ready || S.everything || current().prompts.length || S.drag || !$('opt-hover').checked) return;
     const view = S.view;
     try {
       // Only the best candidate is drawn while hovering: skip the others' upsampling.
@@ -337,15 +351,27 @@ function render() {
   $('btn-clear').disabled = !current().prompts.length;
   const has = !!selectedMask();
   for (const id of ['btn-export-png', 'btn-export-cutout', 'btn-export-rle']) $(id).disabled = !has;
+  const ev = S.everything;
+  $('btn-everything').setAttribute('aria-pressed', String(!!ev));
+  document.body.dataset.everything = ev ? (ev.running ? 'running' : String(ev.masks.length)) : '';
 }
 
 function selectedMask() {
+  const ev = S.everything;
+  if (ev) {
+    const r = ev.masks[ev.selected];
+    return r ? { ...r.segmentation, score: r.predicted_iou, stability: r.stability_score } : null;
+  }
   const e = current();
   return e.result?.masks?.[e.pick] ?? null;
 }
 
 function renderMask() {
   const ctx = el.mask.getContext('2d');
+  if (S.everything) {
+    const ev = S.everything;
+    return drawMasks(ctx, ev.masks.map((r) => ({ ...r.segmentation, area: r.area })), ev.selected);
+  }
   const m = selectedMask();
   if (m) return drawMask(ctx, m.data, m.width, m.height, COLORS.mask);
   const hr = S.hoverResult;
@@ -366,14 +392,16 @@ function renderPrompts() {
 
 function renderCandidates() {
   const e = current();
-  const masks = e.result?.masks ?? [];
+  const sel = S.everything && selectedMask();
+  const masks = S.everything ? (sel ? [sel] : []) : e.result?.masks ?? [];
+  const picked = S.everything ? 0 : e.pick;
   el.candidates.replaceChildren();
   el.candidatesEmpty.hidden = masks.length > 0;
   masks.forEach((m, i) => {
     const li = document.createElement('li');
     const b = document.createElement('button');
-    b.className = 'candidate' + (i === e.pick ? ' selected' : '');
-    b.setAttribute('aria-pressed', String(i === e.pick));
+    b.className = 'candidate' + (i === picked ? ' selected' : '');
+    b.setAttribute('aria-pressed', String(i === picked));
     b.dataset.index = String(i);
     b.title = `Use candidate ${i + 1} (key ${i + 1})`;
     const thumb = document.createElement('span');
@@ -443,6 +471,7 @@ el.prompt.addEventListener('pointerup', (ev) => {
   if (!d || d.id !== ev.pointerId) return;
   S.drag = null;
   if (!S.ready) return renderPrompts();
+  if (S.everything) return selectEverything(d.x0, d.y0);
   const clamp = (v, hi) => Math.max(0, Math.min(hi, v));
   if (d.moved) {
     const W = S.image.width, H = S.image.height;
@@ -468,6 +497,82 @@ el.prompt.addEventListener('pointerleave', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Everything mode: the automatic mask generator over the whole image (SamPredictor.everything),
+// masks drawn as they stream in, cancellable; a click selects the smallest mask under it.
+
+async function toggleEverything() {
+  const ev = S.everything;
+  if (ev?.running) return ev.controller.abort();
+  if (ev) {
+    exitEverything();
+    setStatus('Everything mode off — click on an object.');
+    return render();
+  }
+  if (!S.ready) return;
+  const run = { masks: [], selected: -1, running: true, controller: new AbortController() };
+  S.everything = run;
+  S.hoverResult = null;
+  S.view++;
+  render();
+  const cancel = $('busy-cancel');
+  cancel.hidden = false;
+  cancel.onclick = () => run.controller.abort();
+  const t0 = performance.now();
+  try {
+    const masks = await withProgress('Segmenting everything', (onProgress) =>
+      S.sam.everything(everythingOptions(), {
+        signal: run.controller.signal,
+        onProgress: (p) => {
+          onProgress(p);
+          if (S.everything !== run) return;
+          run.masks.push(...p.masks);  // streamed candidates (before NMS)
+          renderMask();
+        },
+      }));
+    if (S.everything !== run) return;
+    run.masks = masks;
+    run.running = false;
+    setStatus(`${masks.length} mask${masks.length === 1 ? '' : 's'} in ${((performance.now() - t0) / 1000).toFixed(1)} s ` +
+      '— click one to select it; Esc or ▦ Everything leaves this mode.');
+  } catch (err) {
+    if (S.everything === run) S.everything = null;
+    if (err?.name === 'AbortError') setStatus('Segment everything cancelled.');
+    else fail('Segment everything failed', err);
+  } finally {
+    cancel.hidden = true;
+    cancel.onclick = null;
+    render();
+  }
+}
+
+function exitEverything() {
+  const ev = S.everything;
+  if (!ev) return;
+  if (ev.running) ev.controller.abort();
+  S.everything = null;
+  S.view++;
+}
+
+// The smallest mask containing the pixel (x, y), as in the drawing where smaller masks are on top.
+function selectEverything(x, y) {
+  const ev = S.everything;
+  if (ev.running) return;
+  const { width, height } = S.image;
+  const px = Math.min(width - 1, Math.max(0, Math.floor(x))), py = Math.min(height - 1, Math.max(0, Math.floor(y)));
+  let best = -1;
+  ev.masks.forEach((r, i) => {
+    if (r.segmentation.data[py * width + px] && (best < 0 || r.area < ev.masks[best].area)) best = i;
+  });
+  ev.selected = best;
+  const r = ev.masks[best];
+  setStatus(r ? `Mask ${best + 1} of ${ev.masks.length}: ${r.area} px, predicted IoU ${r.predicted_iou.toFixed(3)}, ` +
+    `stability ${(r.stability_score ?? NaN).toFixed(3)}.` : 'No mask there.');
+  render();
+}
+
+$('btn-everything').addEventListener('click', toggleEverything);
+
+// ---------------------------------------------------------------------------------------------
 // Undo / redo / clear, mode, keyboard
 
 function undo() {
@@ -479,6 +584,11 @@ function redo() {
   afterMove();
 }
 function clearPrompts() {
+  if (S.everything) {
+    exitEverything();
+    setStatus('Cleared — click on an object.');
+    return render();
+  }
   S.drag = null;
   if (!current().prompts.length) return render();
   S.history.push([]);
@@ -562,7 +672,9 @@ $('btn-export-cutout').addEventListener('click', async () => {
 });
 $('btn-export-rle').addEventListener('click', () => {
   const m = selectedMask();
-  if (m) download(cocoAnnotation(m, current().prompts, S.image?.name, S.modelName), `${stem()}-mask.json`);
+  const ev = S.everything, r = ev?.masks[ev.selected];
+  const prompts = r ? [{ type: 'point', x: r.point_coords[0][0], y: r.point_coords[0][1], label: 1 }] : current().prompts;
+  if (m) download(cocoAnnotation(m, prompts, S.image?.name, S.modelName), `${stem()}-mask.json`);
 });
 
 // Scales the canvases to fill the stage (desktop) or the width (phones), keeping the aspect.

@@ -151,3 +151,48 @@ export function maskStats(mask, w, h) {
   }
   return { area, bbox: area ? [x0, y0, x1 - x0 + 1, y1 - y0 + 1] : [0, 0, 0, 0] };
 }
+
+// Everything mode: every mask in its own colour (masks drawn largest first, so smaller ones stay
+// visible on top), the selected one in the committed-mask colour with a white outline.
+// masks: [{data: Uint8Array (h*w, 0/1), width, height}] at the image size.
+export function drawMasks(ctx, masks, selected = -1) {
+  const { width: dw, height: dh } = ctx.canvas;
+  ctx.clearRect(0, 0, dw, dh);
+  if (!masks.length || !dw || !dh) return 0;
+  const { width: mw, height: mh } = masks[0];
+  const cols = new Int32Array(dw), rows = new Int32Array(dh);
+  for (let x = 0; x < dw; x++) cols[x] = Math.min(mw - 1, Math.floor(((x + 0.5) * mw) / dw));
+  for (let y = 0; y < dh; y++) rows[y] = Math.min(mh - 1, Math.floor(((y + 0.5) * mh) / dh)) * mw;
+  const img = ctx.createImageData(dw, dh);
+  const px = img.data;
+  const owner = new Int32Array(dw * dh).fill(-1);
+  const order = masks.map((m, i) => [m.area ?? 0, i]).sort((a, b) => b[0] - a[0]).map(([, i]) => i);
+  for (const i of order) {
+    const m = masks[i].data;
+    for (let y = 0, p = 0; y < dh; y++) for (let x = 0; x < dw; x++, p++) if (m[rows[y] + cols[x]]) owner[p] = i;
+  }
+  // Golden-angle hues: neighbours in the list get distant colours.
+  const rgb = masks.map((_, i) => {
+    const h = (i * 137.508) % 360, f = (n) => { const k = (n + h / 30) % 12; return 255 * (0.55 - 0.45 * Math.max(-1, Math.min(k - 3, 9 - k, 1))); };
+    return [f(0), f(8), f(4)];
+  });
+  let covered = 0;
+  for (let p = 0; p < owner.length; p++) {
+    const i = owner[p];
+    if (i < 0) continue;
+    covered++;
+    const [r, g, b] = i === selected ? COLORS.mask : rgb[i];
+    px[4 * p] = r; px[4 * p + 1] = g; px[4 * p + 2] = b; px[4 * p + 3] = i === selected ? 190 : 120;
+  }
+  if (selected >= 0) {
+    // White outline of the selected mask (also where smaller masks cover it).
+    const m = masks[selected].data;
+    const inside = (x, y) => x >= 0 && y >= 0 && x < dw && y < dh && m[rows[y] + cols[x]];
+    for (let y = 0, p = 0; y < dh; y++) for (let x = 0; x < dw; x++, p++) {
+      if (!inside(x, y) || (inside(x - 1, y) && inside(x + 1, y) && inside(x, y - 1) && inside(x, y + 1))) continue;
+      px[4 * p] = 255; px[4 * p + 1] = 255; px[4 * p + 2] = 255; px[4 * p + 3] = 240;
+    }
+  }
+  ctx.putImageData(img, 0, 0);
+  return covered;
+}

@@ -21,6 +21,7 @@
 #include "image/transforms.h"
 #include "model/mask_decoder.h"
 #include "model/prompt_encoder.h"
+#include "model/tinyvit_encoder.h"
 #include "model/vit_encoder.h"
 #include "model/weights_loader.h"
 
@@ -58,7 +59,9 @@ struct SamImage {
 static void compute_model_id(SamModel *m) {
     const SamConfig *c = &m->cfg;
     uint64_t h = 1469598103934665603ull;
-    const float *parts[2] = {m->weights.vit.neck_conv1, m->weights.vit.neck_conv2};
+    const int tiny = c->encoder_kind == SAM_ENCODER_TINYVIT;
+    const float *parts[2] = {tiny ? m->weights.tinyvit.neck_conv1 : m->weights.vit.neck_conv1,
+                             tiny ? m->weights.tinyvit.neck_conv2 : m->weights.vit.neck_conv2};
     const size_t sizes[2] = {(size_t)c->out_chans * c->embed_dim, (size_t)c->out_chans * c->out_chans * 9};
     for (int p = 0; p < 2; p++) {
         for (size_t i = 0; i < sizes[p]; i++) {
@@ -299,8 +302,11 @@ int sam_image_encode(SamModel *m, const uint8_t *rgb, int width, int height,
     const size_t resized_bytes = (size_t)rw * rh * 3;
     const size_t tmp_bytes = (size_t)rw * height * 3;
     Arena arena;
+    const int tiny = c->encoder_kind == SAM_ENCODER_TINYVIT;  // MobileSAM
+    const size_t encoder_floats =
+        tiny ? tinyvit_encoder_scratch_floats(c) : vit_encoder_scratch_floats(c);
     size_t need = input_floats * sizeof(float) + resized_bytes + tmp_bytes + 3 * 64 +
-                  vit_encoder_scratch_floats(c) * sizeof(float);
+                  encoder_floats * sizeof(float);
     if (arena_init(&arena, need)) {
         sam_image_free(img);
         return sam_error(err, "out of memory allocating %zu MB for the image encoder", need >> 20);
@@ -314,8 +320,10 @@ int sam_image_encode(SamModel *m, const uint8_t *rgb, int width, int height,
         resize_pil_bilinear_rgb(resized, rw, rh, rgb, width, height, tmp);
     }
     normalize_pad_image(input, resized, rh, rw, c->img_size);
-    int rc = vit_encoder_forward(img->embedding, input, &m->weights.vit, c, &arena, progress,
-                                 progress_user, err);
+    int rc = tiny ? tinyvit_encoder_forward(img->embedding, input, &m->weights.tinyvit, c, &arena,
+                                            progress, progress_user, err)
+                  : vit_encoder_forward(img->embedding, input, &m->weights.vit, c, &arena,
+                                        progress, progress_user, err);
     arena_free(&arena);
     if (!rc) rc = image_prepare_decoder(m, img, err);
     if (rc) {

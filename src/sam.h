@@ -45,7 +45,8 @@ int sam_model_load(SamModel **out, const uint8_t *bytes, size_t len, SamError *e
 int sam_model_load_file(SamModel **out, const char *path, SamError *err);
 void sam_model_free(SamModel *model);
 const SamConfig *sam_model_config(const SamModel *model);
-// "vit_b", "vit_l", "vit_h" for the official shapes, "vit_custom" otherwise.
+// "vit_b", "vit_l", "vit_h" for the official shapes, "vit_custom" otherwise;
+// "vit_t" for MobileSAM (TinyViT encoder), "tinyvit_custom" for other TinyViT shapes.
 const char *sam_model_type(const SamModel *model);
 // Identity of the weights (type, config and a hash of the image-side
 // weights rounded to f16): embeddings carry it so that an embedding made by

@@ -3,7 +3,9 @@
 // default model is loaded and the sample image is embedded in the browser (WASM), clicks on an
 // object, and checks on the canvas that the overlay covers the object and not the far corners,
 // the 3 candidates with scores, undo / redo, the PNG and COCO RLE exports (downloads), and that
-// every request stayed on the page's own origin. Screenshots: build/test-output/e2e*.png.
+// every request stayed on the page's own origin; and the Everything mode (automatic mask
+// generator: masks drawn, one selected by a click, exported). Screenshots:
+// build/test-output/e2e*.png.
 //
 // Environment (development):
 //   SAM_E2E_MODEL=FILE  serve FILE as the demo model (default demo/models/sam_demo.safetensors)
@@ -199,6 +201,96 @@ test('browser demo: load, embed, click, candidates, undo, export, same-origin on
   const foreign = requests.filter((u) => !u.startsWith(origin + '/') && !/^(blob|data):/.test(u));
   assert.deepEqual(foreign, [], 'requests outside the page origin');
   assert.ok(requests.some((u) => u.endsWith('.wasm')), 'the page did not load the WASM module');
+  assert.deepEqual(problems.filter((p) => !/favicon/.test(p)), [], 'errors in the page');
+});
+
+// A painted pixel of the mask layer, most interior (farthest from unpainted pixels along rows and
+// columns), as a fraction of the canvas; runs in the page.
+function paintedPoint() {
+  const c = document.getElementById('mask-layer');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const on = (x, y) => x >= 0 && y >= 0 && x < c.width && y < c.height && d[(y * c.width + x) * 4 + 3] > 0;
+  let best = null, bestR = -1;
+  for (let y = 0; y < c.height; y += 2) for (let x = 0; x < c.width; x += 2) {
+    if (!on(x, y)) continue;
+    let r = 0;
+    while (r < 40 && on(x - r, y) && on(x + r, y) && on(x, y - r) && on(x, y + r)) r++;
+    if (r > bestR) { bestR = r; best = [x, y]; }
+  }
+  return best && { fx: (best[0] + 0.5) / c.width, fy: (best[1] + 0.5) / c.height };
+}
+
+test('browser demo: Everything mode draws all masks, selects one and exports it', { timeout: 300_000 }, async (t) => {
+  checkPrerequisites();
+  const { chromium } = await import('playwright-core');
+  fs.mkdirSync(OUT, { recursive: true });
+  const server = await startServer();
+  t.after(() => server.stop());
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sam-e2e-chromium-'));
+  t.after(() => fs.rmSync(profile, { recursive: true, force: true }));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 860 }, acceptDownloads: true,
+  });
+  t.after(() => context.close());
+  const problems = [];
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
+  await page.goto(server.url);
+  await page.waitForFunction(() => ['ready', 'error', 'needs-model'].includes(document.body.dataset.state),
+    null, { timeout: 300_000, polling: 200 });
+  assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready', await page.textContent('#status'));
+
+  // 0. Cancel: the Cancel button of the progress box stops the run in the worker between batches.
+  await page.click('#btn-everything');
+  await page.click('#busy-cancel');
+  await page.waitForFunction(() => document.body.dataset.everything !== 'running', null, { timeout: 60_000 });
+  assert.match(await page.textContent('#status'), /cancelled/);
+  assert.equal(await page.evaluate(() => document.body.dataset.everything), '');
+  assert.equal(await page.getAttribute('#btn-everything', 'aria-pressed'), 'false');
+
+  // 1. Everything: the generator runs in the worker, masks stream in, then the final set is drawn.
+  const t0 = Date.now();
+  await page.click('#btn-everything');
+  await page.waitForFunction(() => /^\d+$/.test(document.body.dataset.everything || ''), null, { timeout: 120_000, polling: 100 });
+  const n = Number(await page.evaluate(() => document.body.dataset.everything));
+  const status = await page.textContent('#status');
+  t.diagnostic(`everything: ${n} masks in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${status}`);
+  assert.equal(await page.getAttribute('#btn-everything', 'aria-pressed'), 'true');
+  await page.screenshot({ path: path.join(OUT, 'e2e-everything.png') });
+  if (LOOSE && n === 0) return;
+  assert.ok(n >= 2, `only ${n} masks on the sample image: ${status}`);
+  const ov = await page.evaluate(measureOverlay);
+  assert.ok(ov.total > 0.02, `the masks cover ${(100 * ov.total).toFixed(1)}% of the image`);
+
+  // 2. Click inside a drawn mask: it is selected (one candidate, exports enabled).
+  const at = await page.evaluate(paintedPoint);
+  assert.ok(at, 'no painted pixel');
+  const box = await page.locator('#prompt-layer').boundingBox();
+  await page.mouse.click(box.x + at.fx * box.width, box.y + at.fy * box.height);
+  await page.waitForFunction(() => document.querySelectorAll('#candidates .candidate').length === 1, null, { timeout: 10_000 });
+  assert.match(await page.textContent('#status'), /^Mask \d+ of \d+: \d+ px/);
+  assert.equal(await page.isDisabled('#btn-export-rle'), false);
+  await page.screenshot({ path: path.join(OUT, 'e2e-everything-selected.png') });
+
+  // 3. Export the selected mask: PNG at the image size and COCO RLE with its point prompt.
+  const size = await page.evaluate(() => {
+    const c = document.getElementById('image-layer');
+    return { w: c.width, h: c.height };
+  });
+  const png = await download(page, '#btn-export-png');
+  const dims = pngSize(png.bytes);
+  assert.ok(Math.abs(dims.width / dims.height - size.w / size.h) < 0.02, 'exported mask has another aspect');
+  const rle = JSON.parse((await download(page, '#btn-export-rle')).bytes.toString('utf8'));
+  assert.deepEqual(rle.segmentation.size, [dims.height, dims.width]);
+  assert.equal(typeof rle.segmentation.counts, 'string');
+  assert.equal(rle.point_coords.length, 1);
+  assert.ok(rle.area > 0 && rle.predicted_iou > 0);
+
+  // 4. The toggle (or Esc) leaves the mode and clears the overlay.
+  await page.click('#btn-everything');
+  await page.waitForFunction(() => document.body.dataset.everything === '');
+  assert.equal((await page.evaluate(measureOverlay)).total, 0, 'leaving Everything mode left masks drawn');
   assert.deepEqual(problems.filter((p) => !/favicon/.test(p)), [], 'errors in the page');
 });
 

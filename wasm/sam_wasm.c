@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amg/amg.h"
 #include "kernels/kernels.h"
 #include "sam.h"
 
@@ -177,4 +178,109 @@ EMSCRIPTEN_KEEPALIVE void samw_masks_free(SamMasks *r) {
     if (!r) return;
     sam_masks_free(r);
     free(r);
+}
+
+// ---------------------------------------------------------------------------
+// Automatic mask generator (src/amg/amg.h), step by step so that JS returns
+// to its event loop between batches (progress, cancellation).
+
+// options: 11 doubles in this order: points_per_side, points_per_batch,
+// pred_iou_thresh, stability_score_thresh, stability_score_offset,
+// box_nms_thresh, crop_n_layers, crop_nms_thresh, crop_overlap_ratio,
+// crop_n_points_downscale_factor, min_mask_region_area. rgb (width*height*3)
+// may be NULL without crop layers; it must stay allocated until the run is
+// freed. Returns the run, or NULL with the message in samw_error().
+EMSCRIPTEN_KEEPALIVE AmgRun *samw_amg_start(SamModel *m, const SamImage *img, const uint8_t *rgb,
+                                            const double *options) {
+    clear_state();
+    AmgOptions o;
+    amg_options_default(&o);
+    o.points_per_side = (int)options[0];
+    o.points_per_batch = (int)options[1];
+    o.pred_iou_thresh = options[2];
+    o.stability_score_thresh = options[3];
+    o.stability_score_offset = options[4];
+    o.box_nms_thresh = options[5];
+    o.crop_n_layers = (int)options[6];
+    o.crop_nms_thresh = options[7];
+    o.crop_overlap_ratio = options[8];
+    o.crop_n_points_downscale_factor = (int)options[9];
+    o.min_mask_region_area = (int)options[10];
+    int h, w;
+    sam_image_size(img, &h, &w);
+    AmgRun *run = NULL;
+    if (amg_run_start(&run, m, rgb, w, h, img, &o, &last_error)) return NULL;
+    return run;
+}
+
+// 1: more points to decode, 0: all decoded, -1: error (samw_error()).
+EMSCRIPTEN_KEEPALIVE int samw_amg_step(AmgRun *run) {
+    clear_state();
+    return amg_run_step(run, &last_error);
+}
+
+static int batch_done, batch_total;
+
+// The records the last step added (valid until the next step); their count
+// is samw_amg_batch_count(), progress samw_amg_done() / samw_amg_total().
+EMSCRIPTEN_KEEPALIVE const AmgMask *samw_amg_batch(AmgRun *run) {
+    const AmgMask *masks;
+    amg_run_batch(run, &masks, &batch_done, &batch_total);
+    return masks;
+}
+EMSCRIPTEN_KEEPALIVE int samw_amg_batch_count(AmgRun *run) {
+    const AmgMask *masks;
+    return amg_run_batch(run, &masks, &batch_done, &batch_total);
+}
+EMSCRIPTEN_KEEPALIVE int samw_amg_done(void) { return batch_done; }
+EMSCRIPTEN_KEEPALIVE int samw_amg_total(void) { return batch_total; }
+
+// The final records (NMS between crops, small regions); NULL on error.
+EMSCRIPTEN_KEEPALIVE AmgResult *samw_amg_finish(AmgRun *run) {
+    clear_state();
+    AmgResult *r = calloc(1, sizeof *r);
+    if (!r) {
+        sam_error(&last_error, "out of memory");
+        return NULL;
+    }
+    if (amg_run_finish(run, r, &last_error)) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+EMSCRIPTEN_KEEPALIVE void samw_amg_free(AmgRun *run) { amg_run_free(run); }
+EMSCRIPTEN_KEEPALIVE int samw_amg_result_count(const AmgResult *r) { return r->count; }
+EMSCRIPTEN_KEEPALIVE const AmgMask *samw_amg_result_masks(const AmgResult *r) { return r->masks; }
+EMSCRIPTEN_KEEPALIVE void samw_amg_result_free(AmgResult *r) {
+    if (!r) return;
+    amg_result_free(r);
+    free(r);
+}
+
+// Record i of an AmgMask array as 14 doubles: n_counts, area, box x0 y0 x1 y1
+// (max inclusive), predicted_iou, stability_score, point x y, crop box x0 y0
+// x1 y1. Valid until the next call.
+static double mask_info[14];
+EMSCRIPTEN_KEEPALIVE const double *samw_amg_mask_info(const AmgMask *masks, int i) {
+    const AmgMask *m = &masks[i];
+    const double v[14] = {(double)m->n_counts, (double)m->area, m->box[0], m->box[1], m->box[2], m->box[3],
+                          m->predicted_iou, m->stability_score, m->point[0], m->point[1],
+                          m->crop_box[0], m->crop_box[1], m->crop_box[2], m->crop_box[3]};
+    memcpy(mask_info, v, sizeof v);
+    return mask_info;
+}
+EMSCRIPTEN_KEEPALIVE const uint32_t *samw_amg_mask_counts(const AmgMask *masks, int i) {
+    return masks[i].counts;
+}
+
+// pycocotools' compressed counts string of an RLE, NUL-terminated; valid
+// until the next call.
+static char *rle_string;
+EMSCRIPTEN_KEEPALIVE const char *samw_rle_string(const uint32_t *counts, size_t n) {
+    free(rle_string);
+    rle_string = malloc(amg_rle_to_string(NULL, counts, n) + 1);
+    if (!rle_string) return "";
+    amg_rle_to_string(rle_string, counts, n);
+    return rle_string;
 }

@@ -8,7 +8,9 @@
 // ops: init {wasmUrl} | load {bytes} | convert {bytes, dtype} |
 //      setEmbedding {bytes} | encode {rgb, width, height, keepEmbedding} |
 //      getEmbedding {dtype} | predict {points, labels, box, maskInput, multimask, output} |
-//      dispose.
+//      everything {options: Float64Array(11), rgb, outputMode, token} | dispose.
+// cancel(token) (not an op: the worker calls it out of turn) stops the
+// running everything with that token between two batches.
 // Buffers in results are fresh (copied out of the WASM heap), so the caller
 // may transfer them. No DOM; works in Window, Worker and Node 20.
 
@@ -67,6 +69,7 @@ export class Engine {
         case 'encode': return this.encode(msg.rgb, msg.width, msg.height, msg.keepEmbedding);
         case 'getEmbedding': return this.getEmbedding(msg.dtype);
         case 'predict': return this.predict(msg);
+        case 'everything': return await this.everything(msg);  // async: keep progress set until it ends
         case 'dispose': return this.dispose();
         default: throw new Error(`unknown op '${msg.op}'`);
       }
@@ -199,6 +202,106 @@ export class Engine {
       if (result) M._samw_masks_free(result);
       for (const p of ptrs) M._free(p);
     }
+  }
+
+  // The automatic mask generator (wasm/sam_wasm.c samw_amg_*): one batch of
+  // points per step, then a macrotask, so that cancel() and the page get a
+  // turn. progress {stage: 'everything', done, total, masks} carries the
+  // batch's records (before NMS). options: the 11 numbers samw_amg_start
+  // reads; rgb: the image's pixels (needed for crop layers) or null.
+  async everything({ options, rgb = null, outputMode = 'binary_mask', token = null }) {
+    this.requireModel();
+    this.requireImage();
+    const M = this.M;
+    if (!['binary_mask', 'uncompressed_rle', 'coco_rle'].includes(outputMode)) {
+      throw new Error(`everything: output_mode must be binary_mask, uncompressed_rle or coco_rle, got '${outputMode}'`);
+    }
+    const { width, height } = this.imageSize();
+    if (rgb && rgb.byteLength !== width * height * 3) {
+      throw new Error(`everything: expected ${width}x${height}x3 RGB bytes, got ${rgb.byteLength}`);
+    }
+    const pOpts = this.copyIn(Float64Array.from(options));
+    const pRgb = rgb ? this.copyIn(rgb) : 0;
+    const run = M._samw_amg_start(this.model, this.image, pRgb, pOpts);
+    M._free(pOpts);
+    this.cancelled = false;
+    this.running = token ?? true;
+    try {
+      if (!run) throw this.error('everything');
+      for (;;) {
+        const rc = M._samw_amg_step(run);
+        if (rc < 0) throw this.error('everything');
+        if (this.progress) {
+          const n = M._samw_amg_batch_count(run);
+          const masks = this.readRecords(M._samw_amg_batch(run), n, width, height, outputMode);
+          this.progress({ stage: 'everything', done: M._samw_amg_done(), total: M._samw_amg_total(), masks });
+        }
+        if (rc === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        if (this.cancelled) {
+          const e = new Error('everything cancelled');
+          e.name = 'AbortError';
+          throw e;
+        }
+      }
+      const res = M._samw_amg_finish(run);
+      if (!res) throw this.error('everything');
+      try {
+        return { width, height, masks: this.readRecords(M._samw_amg_result_masks(res), M._samw_amg_result_count(res), width, height, outputMode) };
+      } finally {
+        M._samw_amg_result_free(res);
+      }
+    } finally {
+      this.running = false;
+      if (run) M._samw_amg_free(run);
+      if (pRgb) M._free(pRgb);
+    }
+  }
+
+  cancel(token = null) {
+    if (this.running && (token == null || token === this.running)) this.cancelled = true;
+  }
+
+  // AmgMask records -> the official generator's dicts; segmentation by
+  // output mode: {data: Uint8Array (h*w, 0/1), width, height} for
+  // binary_mask, {size: [h, w], counts} for the RLEs (counts a number array,
+  // or pycocotools' string for coco_rle).
+  readRecords(ptr, n, width, height, outputMode) {
+    const M = this.M;
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const info = new Float64Array(M.HEAPF64.buffer, M._samw_amg_mask_info(ptr, i), 14).slice();
+      const nCounts = info[0];
+      const cp = M._samw_amg_mask_counts(ptr, i);
+      let segmentation;
+      if (outputMode === 'coco_rle') {
+        segmentation = { size: [height, width], counts: M.UTF8ToString(M._samw_rle_string(cp, nCounts)) };
+      } else {
+        const counts = new Uint32Array(M.HEAPU32.buffer, cp, nCounts).slice();
+        if (outputMode === 'uncompressed_rle') {
+          segmentation = { size: [height, width], counts: Array.from(counts) };
+        } else {
+          // Column-major runs, the first of 0s.
+          const data = new Uint8Array(width * height);
+          let idx = 0;
+          counts.forEach((c, k) => {
+            if (k & 1) for (let j = idx; j < idx + c; j++) data[(j % height) * width + ((j / height) | 0)] = 1;
+            idx += c;
+          });
+          segmentation = { data, width, height };
+        }
+      }
+      out.push({
+        segmentation,
+        area: info[1],
+        bbox: [info[2], info[3], info[4] - info[2], info[5] - info[3]],
+        predicted_iou: info[6],
+        point_coords: [[info[8], info[9]]],
+        stability_score: Number.isNaN(info[7]) ? null : info[7],
+        crop_box: [info[10], info[11], info[12] - info[10], info[13] - info[11]],
+      });
+    }
+    return out;
   }
 
   dispose() {

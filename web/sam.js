@@ -35,6 +35,7 @@ class InProcessTransport {
   call(msg, onProgress) {
     return new Promise((resolve) => setTimeout(resolve, 0)).then(() => this.engine.handle(msg, onProgress));
   }
+  cancel(token) { this.engine.cancel(token); }
   terminate() { this.engine.dispose(); }
 }
 
@@ -64,6 +65,7 @@ class WorkerTransport {
       this.worker.postMessage({ ...msg, id }, transfer);
     });
   }
+  cancel(token) { this.worker.postMessage({ op: 'cancel', token }); }
   terminate() {
     this.worker.terminate();
     for (const p of this.pending.values()) p.reject(abortError('SamPredictor disposed'));
@@ -162,6 +164,21 @@ async function toRGB(image) {
 
 // SamOutput in src/sam.h.
 const OUTPUTS = { all: 0, best: 1, lowres: 2 };
+
+// SamAutomaticMaskGenerator's defaults; EVERYTHING_NUMBERS is the order
+// samw_amg_start (wasm/sam_wasm.c) reads them in.
+const EVERYTHING_DEFAULTS = {
+  points_per_side: 32, points_per_batch: 64, pred_iou_thresh: 0.88, stability_score_thresh: 0.95,
+  stability_score_offset: 1.0, box_nms_thresh: 0.7, crop_n_layers: 0, crop_nms_thresh: 0.7,
+  crop_overlap_ratio: 512 / 1500, crop_n_points_downscale_factor: 1, min_mask_region_area: 0,
+  output_mode: 'binary_mask',
+};
+const EVERYTHING_NUMBERS = ['points_per_side', 'points_per_batch', 'pred_iou_thresh', 'stability_score_thresh',
+  'stability_score_offset', 'box_nms_thresh', 'crop_n_layers', 'crop_nms_thresh', 'crop_overlap_ratio',
+  'crop_n_points_downscale_factor', 'min_mask_region_area'];
+let everythingRuns = 0;
+const EVERYTHING_INTEGERS = new Set(['points_per_side', 'points_per_batch', 'crop_n_layers',
+  'crop_n_points_downscale_factor', 'min_mask_region_area']);
 
 // Checks the prompt's shape and turns it into the engine's typed arrays.
 // Values (NaN, label, emptiness) are checked again by the C core.
@@ -264,6 +281,7 @@ export class SamPredictor {
   async setEmbedding(source) {
     const { bytes, owned } = await readSource(source);
     const r = await this._submit({ op: 'setEmbedding', bytes }, { transfer: owned ? [bytes.buffer] : [] });
+    this._rgb = null;
     this.imageSize = { width: r.width, height: r.height };
     return this.imageSize;
   }
@@ -273,6 +291,7 @@ export class SamPredictor {
   // height, cached: false | 'memory' | 'indexeddb'}.
   async setImage(image, { onProgress } = {}) {
     const { rgb, width, height } = await toRGB(image);
+    const pixels = rgb.slice();  // kept for everything() with crop layers (crops are encoded from pixels)
     const key = this._mem || this._idb ? pixelKey(rgb, width, height, this.modelInfo.id) : null;
     let emb = this._mem && this._mem.get(key), cached = emb ? 'memory' : false;
     if (!emb && this._idb) {
@@ -291,6 +310,7 @@ export class SamPredictor {
       }
     }
     this.imageSize = { width: r.width, height: r.height };
+    this._rgb = pixels;
     return { ...this.imageSize, cached };
   }
 
@@ -321,11 +341,71 @@ export class SamPredictor {
     const msg = { op: 'predict', ...encodePrompt(prompt, this.modelInfo.config.low_res), output: outputCode };
     const r = await this._submit(msg, { latest });
     const n = r.width * r.height;
+    // Views into the one buffer the engine returned (no copy per mask).
     const masks = r.maskIndex.map((k, j) => ({
-      data: r.masks.slice(j * n, (j + 1) * n), width: r.width, height: r.height,
+      data: r.masks.subarray(j * n, (j + 1) * n), width: r.width, height: r.height,
       score: r.scores[k], stability: r.stability[k], index: k,
     }));
     return { masks, scores: r.scores, lowResLogits: r.logits, lowResSize: r.lowRes, stageMs: r.stageMs };
+  }
+
+  // "Segment everything": the automatic mask generator with the official
+  // SamAutomaticMaskGenerator's options and defaults (snake_case as
+  // official, or camelCase): points_per_side 32, points_per_batch 64,
+  // pred_iou_thresh 0.88, stability_score_thresh 0.95,
+  // stability_score_offset 1, box_nms_thresh 0.7, crop_n_layers 0,
+  // crop_nms_thresh 0.7, crop_overlap_ratio 512/1500,
+  // crop_n_points_downscale_factor 1, min_mask_region_area 0, output_mode
+  // 'binary_mask' | 'uncompressed_rle' | 'coco_rle'. Runs on the current
+  // image (crop layers need setImage: each crop is encoded from the pixels).
+  // onProgress({stage: 'everything', done, total, masks}) after each batch of
+  // points with that batch's masks (before NMS, so some disappear from the
+  // result); signal: an AbortSignal that stops the run between batches
+  // (rejects with 'AbortError'). Resolves to the records, in the official
+  // order: [{segmentation, area, bbox: [x, y, w, h], predicted_iou,
+  // point_coords: [[x, y]], stability_score, crop_box: [x, y, w, h]}];
+  // segmentation is {data: Uint8Array (h*w, 0/1), width, height} for
+  // binary_mask, {size: [h, w], counts} for the RLEs.
+  async everything(options = {}, { onProgress = null, signal = null } = {}) {
+    if (!this.modelInfo) throw new Error('everything: no model loaded');
+    if (!this.imageSize) throw new Error('everything: no image set: call setImage or setEmbedding first');
+    const o = { ...EVERYTHING_DEFAULTS };
+    for (const [key, value] of Object.entries(options)) {
+      const name = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      if (!(name in o)) throw new Error(`everything: unknown option '${key}'`);
+      o[name] = value;
+    }
+    const numbers = EVERYTHING_NUMBERS.map((name) => {
+      const v = Number(o[name]);
+      if (!Number.isFinite(v)) throw new Error(`everything: ${name} must be a finite number, got ${o[name]}`);
+      if (EVERYTHING_INTEGERS.has(name) && !Number.isInteger(v)) throw new Error(`everything: ${name} must be an integer, got ${o[name]}`);
+      return v;
+    });
+    if (o.crop_n_layers > 0 && !this._rgb) {
+      throw new Error('everything: crop_n_layers needs the image pixels: call setImage (an embedding covers only the whole image)');
+    }
+    if (signal && signal.aborted) throw abortError('everything aborted');
+    const rgb = o.crop_n_layers > 0 ? this._rgb.slice() : null;
+    // token: a late cancel (sent as this run ends) must not stop a later run.
+    const msg = { op: 'everything', options: numbers, rgb, outputMode: o.output_mode, token: ++everythingRuns };
+    let started = false;
+    const progress = (p) => { started = true; if (onProgress) onProgress(p); };
+    const onAbort = () => {
+      // Queued: drop it; running: cancel between batches.
+      const i = this._queue.findIndex((item) => item.msg === msg);
+      if (i >= 0) this._queue.splice(i, 1)[0].reject(abortError('everything aborted'));
+      else this._transport.cancel(msg.token);
+    };
+    if (signal) signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await this._submit(msg, { onProgress: progress, transfer: rgb ? [rgb.buffer] : [] });
+      return r.masks;
+    } catch (e) {
+      if (e.name === 'AbortError' || (signal && signal.aborted)) throw abortError(`everything aborted${started ? '' : ' before it started'}`);
+      throw e;
+    } finally {
+      if (signal) signal.removeEventListener('abort', onAbort);
+    }
   }
 
   // Frees the model and stops the worker; pending calls reject.

@@ -2,7 +2,7 @@
 // the page never blocks on the encoder or decoder.
 //
 // Protocol (the same requests sam.js hands to the engine in-process):
-//   page -> worker  {id, op, ...args}
+//   page -> worker  {id, op, ...args}  |  {op: 'cancel', token} (no reply)
 //   worker -> page  {id, progress: {stage, done, total}}   (0..n times)
 //                   {id, ok: true, result} | {id, ok: false, error: {name, message}}
 // Requests are handled one at a time in arrival order; result buffers are
@@ -22,6 +22,10 @@ function transferables(result) {
 
 self.onmessage = (event) => {
   const msg = event.data;
+  // {op: 'cancel', token} is served out of turn: it stops the running
+  // everything with that token between two batches (engine.cancel), which
+  // then rejects with AbortError.
+  if (msg.op === 'cancel') { engine.cancel(msg.token); return; }
   chain = chain.then(async () => {
     try {
       const result = await engine.handle(msg, (progress) => self.postMessage({ id: msg.id, progress }));

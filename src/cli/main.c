@@ -5,6 +5,7 @@
 //               [--box X0,Y0,X1,Y1] [--mask-input LOGITS.npy [--mask-index K]]
 //               [--multimask | --single] --out DIR
 //   sam info --model M
+//   sam everything --model M (--image IMG | --embedding EMB) --out OUT.json [options]
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #include "kernels/kernels.h"
 #include "sam.h"
 
+int cmd_everything(int argc, char **argv);  // everything.c: the automatic mask generator
+
 static const char USAGE[] =
     "usage:\n"
     "  sam convert IN.pth|IN.safetensors OUT.safetensors [--dtype f32|f16]\n"
@@ -25,6 +28,13 @@ static const char USAGE[] =
     "              [--box X0,Y0,X1,Y1] [--mask-input LOGITS.npy [--mask-index K]]\n"
     "              [--multimask | --single] --out DIR\n"
     "  sam info --model M\n"
+    "  sam everything --model M (--image IMG | --embedding EMB) --out OUT.json\n"
+    "              [--points-per-side N] [--points-per-batch N] [--pred-iou-thresh F]\n"
+    "              [--stability-score-thresh F] [--stability-score-offset F] [--box-nms-thresh F]\n"
+    "              [--crop-n-layers N] [--crop-nms-thresh F] [--crop-overlap-ratio F]\n"
+    "              [--crop-n-points-downscale-factor N] [--min-mask-region-area N]\n"
+    "              [--output-mode binary_mask|uncompressed_rle|coco_rle] [--png-dir DIR]\n"
+    "              [--point-grids GRIDS.json (instead of --points-per-side)]\n"
     "Coordinates are pixels of the original image; LABEL 1 is foreground, 0 background.\n"
     "Models: official SAM checkpoints (sam_vit_b_01ec64.pth, ...) or converted .safetensors.\n";
 
@@ -74,7 +84,7 @@ static int parse_dtype(const char *s, TensorDType *dtype) {
 
 static void print_progress(void *user, int done, int total) {
     const double *start = user;
-    fprintf(stderr, "\rencoding: %d/%d blocks, %.1f s", done, total, now_seconds() - *start);
+    fprintf(stderr, "\rencoding: %d/%d steps, %.1f s", done, total, now_seconds() - *start);
     if (done == total) fprintf(stderr, "\n");
 }
 
@@ -406,7 +416,14 @@ static int cmd_info(int argc, char **argv) {
         printf("%s%d", first ? "" : ",", i);
         first = 0;
     }
-    printf("],\"out_chans\":%d,\"prompt_dim\":%d,\"decoder_depth\":%d,\"decoder_heads\":%d,"
+    printf("]");
+    if (c->encoder_kind == SAM_ENCODER_TINYVIT) {  // MobileSAM: per-stage config
+        const int *d = c->tv_dims, *n = c->tv_depths, *h = c->tv_heads, *w = c->tv_windows;
+        printf(",\"encoder\":\"tinyvit\",\"embed_dims\":[%d,%d,%d,%d],\"depths\":[%d,%d,%d,%d],"
+               "\"stage_heads\":[%d,%d,%d],\"window_sizes\":[%d,%d,%d]",
+               d[0], d[1], d[2], d[3], n[0], n[1], n[2], n[3], h[1], h[2], h[3], w[1], w[2], w[3]);
+    }
+    printf(",\"out_chans\":%d,\"prompt_dim\":%d,\"decoder_depth\":%d,\"decoder_heads\":%d,"
            "\"decoder_mlp_dim\":%d,\"num_mask_tokens\":%d,\"gemm\":\"%s\"}\n",
            c->out_chans, c->prompt_dim, c->decoder_depth, c->decoder_heads, c->decoder_mlp_dim,
            c->num_mask_tokens, gemm_variant_name());
@@ -424,6 +441,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "encode") == 0) return cmd_encode(argc - 2, argv + 2);
     if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 2, argv + 2);
     if (strcmp(cmd, "info") == 0) return cmd_info(argc - 2, argv + 2);
+    if (strcmp(cmd, "everything") == 0) return cmd_everything(argc - 2, argv + 2);  // everything.c
     fprintf(stderr, "sam: unknown command '%s'\n%s", cmd, USAGE);
     return 2;
 }

@@ -40,6 +40,51 @@ typedef struct VitEncoderWeights {
     NormWeights neck_norm2;     // (256) LayerNorm2d
 } VitEncoderWeights;
 
+// MobileSAM tiny_vit_sam.py Conv2d_BN: conv without bias + BatchNorm2d. The
+// loader folds the BatchNorm into the conv at load time (tinyvit_fold_batchnorm):
+// weight is then scaled per output channel and bias points at the bn.bias slot,
+// overwritten with the folded bias. The bn_* fields keep pointing at the raw
+// (unfolded) slots for the fold itself.
+typedef struct ConvBnWeights {
+    const float *weight;    // (out, in / groups, k, k)  c.weight
+    const float *bias;      // (out) bn.bias slot: beta - mean * gamma / sqrt(var + eps) after folding
+    const float *bn_weight; // (out) gamma
+    const float *bn_mean;   // (out) running_mean
+    const float *bn_var;    // (out) running_var
+} ConvBnWeights;
+
+// MBConv (stage 0) and PatchMerging: three Conv2d_BN.
+typedef struct TinyVitConv3Weights {
+    ConvBnWeights conv1;  // 1x1 (hidden, in)
+    ConvBnWeights conv2;  // depthwise 3x3 (hidden, 1, 3, 3)
+    ConvBnWeights conv3;  // 1x1 (out, hidden)
+} TinyVitConv3Weights;
+
+// TinyViTBlock: Attention (norm, qkv, proj, attention_biases), Mlp, local_conv.
+typedef struct TinyVitBlockWeights {
+    const float *attention_biases;  // (heads, ws * ws), index |dy| * ws + |dx|
+    NormWeights attn_norm;          // (C)
+    LinearWeights qkv;              // (3C, C), channels [head][q | k | v][head_dim]
+    LinearWeights proj;             // (C, C)
+    NormWeights mlp_norm;           // (C)
+    LinearWeights fc1;              // (mlp, C)
+    LinearWeights fc2;              // (C, mlp)
+    ConvBnWeights local_conv;       // depthwise 3x3 (C, 1, 3, 3)
+} TinyVitBlockWeights;
+
+typedef struct TinyVitEncoderWeights {
+    ConvBnWeights stem1;  // patch_embed.seq.0: 3x3 s2 (C0/2, 3, 3, 3)
+    ConvBnWeights stem2;  // patch_embed.seq.2: 3x3 s2 (C0, C0/2, 3, 3)
+    TinyVitConv3Weights mbconv[TINYVIT_MAX_DEPTH];            // layers.0.blocks
+    TinyVitConv3Weights merge[TINYVIT_STAGES - 1];            // layers.{0,1,2}.downsample
+    TinyVitBlockWeights blocks[TINYVIT_STAGES][TINYVIT_MAX_DEPTH];  // layers.{1,2,3}.blocks
+    const float *neck_conv1;    // (256, C3, 1, 1), no bias
+    NormWeights neck_norm1;     // (256) LayerNorm2d
+    const float *neck_conv2;    // (256, 256, 3, 3), no bias
+    NormWeights neck_norm2;     // (256) LayerNorm2d
+    // norm_head and head (the classifier) are checked for shape, not loaded.
+} TinyVitEncoderWeights;
+
 // segment_anything/modeling/prompt_encoder.py
 typedef struct PromptEncoderWeights {
     const float *pe_gaussian;        // (2, D/2) positional_encoding_gaussian_matrix
@@ -94,7 +139,8 @@ typedef struct MaskDecoderWeights {
 } MaskDecoderWeights;
 
 typedef struct SamWeights {
-    VitEncoderWeights vit;
+    VitEncoderWeights vit;          // encoder_kind SAM_ENCODER_VIT
+    TinyVitEncoderWeights tinyvit;  // encoder_kind SAM_ENCODER_TINYVIT
     PromptEncoderWeights prompt;
     MaskDecoderWeights decoder;
 } SamWeights;

@@ -3,17 +3,28 @@
 // modules it builds; the same table serves .pth and .safetensors inputs.
 #include "weights_loader.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tinyvit_encoder.h"
+
 #define NAME_LEN 160
+
+// Spec flags. SPEC_UNUSED: in the official checkpoint and checked for shape,
+// but not loaded (field NULL), e.g. MobileSAM's classifier head.
+// SPEC_OPTIONAL: may be absent; together with SPEC_INT, an integer buffer
+// (BatchNorm num_batches_tracked; attention_bias_idxs, which the official
+// TinyViT does not persist but another exporter might).
+enum { SPEC_UNUSED = 1, SPEC_OPTIONAL = 2, SPEC_INT = 4 };
 
 typedef struct WeightSpec {
     char name[NAME_LEN];
     int ndim;
     int64_t shape[4];
     const float **field;
+    int flags;
 } WeightSpec;
 
 typedef struct SpecList {
@@ -46,6 +57,12 @@ static void spec_add(SpecList *list, const float **field, int ndim, int64_t d0, 
     s->ndim = ndim;
     s->shape[0] = d0, s->shape[1] = d1, s->shape[2] = d2, s->shape[3] = d3;
     s->field = field;
+    s->flags = 0;
+}
+
+// Sets the flags of the spec added last.
+static void spec_flags(SpecList *list, int flags) {
+    if (!list->failed && list->count > 0) list->items[list->count - 1].flags = flags;
 }
 
 #define ADD1(field, a, ...) spec_add(list, (field), 1, (a), 0, 0, 0, __VA_ARGS__)
@@ -75,10 +92,89 @@ static void add_attention(SpecList *list, AttentionWeights *a, int dim, int inte
     add_linear(list, &a->out_proj, dim, internal, name);
 }
 
-// The full list of tensors a config implies, in the official state_dict order.
-static void build_specs(SpecList *list, SamWeights *w, const SamConfig *c) {
+// ---------------------------------------------------------------------------
+// MobileSAM's TinyViT encoder (tiny_vit_sam.py as built by build_sam_vit_t)
+
+// Conv2d_BN "<prefix>.c.weight" + "<prefix>.bn.{weight,bias,running_mean,running_var}"
+// (+ num_batches_tracked, an int64 scalar, when present).
+static void add_conv_bn(SpecList *list, ConvBnWeights *cb, int out, int in, int k,
+                        const char *prefix) {
+    ADD4(&cb->weight, out, in, k, k, "%s.c.weight", prefix);
+    ADD1(&cb->bn_weight, out, "%s.bn.weight", prefix);
+    ADD1(&cb->bias, out, "%s.bn.bias", prefix);
+    ADD1(&cb->bn_mean, out, "%s.bn.running_mean", prefix);
+    ADD1(&cb->bn_var, out, "%s.bn.running_var", prefix);
+    spec_add(list, NULL, 0, 0, 0, 0, 0, "%s.bn.num_batches_tracked", prefix);
+    spec_flags(list, SPEC_UNUSED | SPEC_OPTIONAL | SPEC_INT);
+}
+
+static void add_conv3(SpecList *list, TinyVitConv3Weights *m, int in, int hidden, int out,
+                      const char *prefix) {
+    char p[NAME_LEN + 8];
+    snprintf(p, sizeof p, "%s.conv1", prefix);
+    add_conv_bn(list, &m->conv1, hidden, in, 1, p);
+    snprintf(p, sizeof p, "%s.conv2", prefix);
+    add_conv_bn(list, &m->conv2, hidden, 1, 3, p);
+    snprintf(p, sizeof p, "%s.conv3", prefix);
+    add_conv_bn(list, &m->conv3, out, hidden, 1, p);
+}
+
+static void build_tinyvit_specs(SpecList *list, TinyVitEncoderWeights *v, const SamConfig *c) {
     char p[NAME_LEN];
-    VitEncoderWeights *v = &w->vit;
+    const int *dims = c->tv_dims;
+    add_conv_bn(list, &v->stem1, dims[0] / 2, 3, 3, "image_encoder.patch_embed.seq.0");
+    add_conv_bn(list, &v->stem2, dims[0], dims[0] / 2, 3, "image_encoder.patch_embed.seq.2");
+    for (int s = 0; s < TINYVIT_STAGES; s++) {
+        for (int i = 0; i < c->tv_depths[s]; i++) {
+            snprintf(p, sizeof p, "image_encoder.layers.%d.blocks.%d", s, i);
+            if (s == 0) {
+                add_conv3(list, &v->mbconv[i], dims[0], c->tv_mbconv_hidden, dims[0], p);
+                continue;
+            }
+            TinyVitBlockWeights *b = &v->blocks[s][i];
+            const int C = dims[s], ws = c->tv_windows[s];
+            char q[NAME_LEN + 16];
+            ADD2(&b->attention_biases, c->tv_heads[s], ws * ws, "%s.attn.attention_biases", p);
+            spec_add(list, NULL, 2, ws * ws, ws * ws, 0, 0, "%s.attn.attention_bias_idxs", p);
+            spec_flags(list, SPEC_UNUSED | SPEC_OPTIONAL | SPEC_INT);
+            snprintf(q, sizeof q, "%s.attn.norm", p);
+            add_norm(list, &b->attn_norm, C, q);
+            snprintf(q, sizeof q, "%s.attn.qkv", p);
+            add_linear(list, &b->qkv, 3 * C, C, q);
+            snprintf(q, sizeof q, "%s.attn.proj", p);
+            add_linear(list, &b->proj, C, C, q);
+            snprintf(q, sizeof q, "%s.mlp.norm", p);
+            add_norm(list, &b->mlp_norm, C, q);
+            snprintf(q, sizeof q, "%s.mlp.fc1", p);
+            add_linear(list, &b->fc1, c->tv_mlp[s], C, q);
+            snprintf(q, sizeof q, "%s.mlp.fc2", p);
+            add_linear(list, &b->fc2, C, c->tv_mlp[s], q);
+            snprintf(q, sizeof q, "%s.local_conv", p);
+            add_conv_bn(list, &b->local_conv, C, 1, 3, q);
+        }
+        if (s < TINYVIT_STAGES - 1) {
+            snprintf(p, sizeof p, "image_encoder.layers.%d.downsample", s);
+            add_conv3(list, &v->merge[s], dims[s], dims[s + 1], dims[s + 1], p);
+        }
+    }
+    // The classifier (in mobile_sam.pt, unused by MobileSAM; a checkpoint without it loads too).
+    const int last = dims[TINYVIT_STAGES - 1];
+    ADD1(NULL, last, "image_encoder.norm_head.weight");
+    spec_flags(list, SPEC_UNUSED | SPEC_OPTIONAL);
+    ADD1(NULL, last, "image_encoder.norm_head.bias");
+    spec_flags(list, SPEC_UNUSED | SPEC_OPTIONAL);
+    ADD2(NULL, c->tv_num_classes, last, "image_encoder.head.weight");
+    spec_flags(list, SPEC_UNUSED | SPEC_OPTIONAL);
+    ADD1(NULL, c->tv_num_classes, "image_encoder.head.bias");
+    spec_flags(list, SPEC_UNUSED | SPEC_OPTIONAL);
+    ADD4(&v->neck_conv1, c->out_chans, last, 1, 1, "image_encoder.neck.0.weight");
+    add_norm(list, &v->neck_norm1, c->out_chans, "image_encoder.neck.1");
+    ADD4(&v->neck_conv2, c->out_chans, c->out_chans, 3, 3, "image_encoder.neck.2.weight");
+    add_norm(list, &v->neck_norm2, c->out_chans, "image_encoder.neck.3");
+}
+
+static void build_vit_specs(SpecList *list, VitEncoderWeights *v, const SamConfig *c) {
+    char p[NAME_LEN];
     const int C = c->embed_dim;
     ADD4(&v->pos_embed, 1, c->grid, c->grid, C, "image_encoder.pos_embed");
     ADD4(&v->patch_weight, C, 3, c->patch_size, c->patch_size, "image_encoder.patch_embed.proj.weight");
@@ -101,11 +197,20 @@ static void build_specs(SpecList *list, SamWeights *w, const SamConfig *c) {
         snprintf(p, sizeof p, "image_encoder.blocks.%d.mlp.lin2", i);
         add_linear(list, &b->lin2, C, c->mlp_dim, p);
     }
-    const int D = c->prompt_dim;
     ADD4(&v->neck_conv1, c->out_chans, C, 1, 1, "image_encoder.neck.0.weight");
     add_norm(list, &v->neck_norm1, c->out_chans, "image_encoder.neck.1");
     ADD4(&v->neck_conv2, c->out_chans, c->out_chans, 3, 3, "image_encoder.neck.2.weight");
     add_norm(list, &v->neck_norm2, c->out_chans, "image_encoder.neck.3");
+}
+
+// The full list of tensors a config implies, in the official state_dict order.
+static void build_specs(SpecList *list, SamWeights *w, const SamConfig *c) {
+    char p[NAME_LEN];
+    if (c->encoder_kind == SAM_ENCODER_TINYVIT)
+        build_tinyvit_specs(list, &w->tinyvit, c);
+    else
+        build_vit_specs(list, &w->vit, c);
+    const int D = c->prompt_dim;
 
     PromptEncoderWeights *pe = &w->prompt;
     const int M = c->mask_in_chans;
@@ -207,8 +312,87 @@ static int count_indexed(const TensorTable *t, const char *fmt, int max) {
     return n;
 }
 
-int sam_config_infer(SamConfig *c, const TensorTable *t, SamError *err) {
-    memset(c, 0, sizeof *c);
+// MobileSAM's TinyViT (tiny_vit_sam.py, build_sam_vit_t). See config.h for
+// what the shapes tell and what is fixed.
+#define TINYVIT_IMG_SIZE 1024
+
+static int tinyvit_config_infer(SamConfig *c, const TensorTable *t, SamError *err) {
+    const TensorEntry *e;
+    char name[NAME_LEN];
+    c->encoder_kind = SAM_ENCODER_TINYVIT;
+    if (!(e = require(t, "image_encoder.patch_embed.seq.2.c.weight", 4, err))) return -1;
+    c->tv_dims[0] = (int)e->shape[0];
+    if (c->tv_dims[0] % 2)
+        return sam_error(err, "tensor 'image_encoder.patch_embed.seq.2.c.weight' has %d output channels, expected an even number",
+                         c->tv_dims[0]);
+    c->tv_depths[0] = count_indexed(t, "image_encoder.layers.0.blocks.%d.conv1.c.weight", TINYVIT_MAX_DEPTH);
+    if (c->tv_depths[0] == 0) return sam_error(err, "TinyViT checkpoint has no image_encoder.layers.0.blocks (MBConv)");
+    if (!(e = require(t, "image_encoder.layers.0.blocks.0.conv1.c.weight", 4, err))) return -1;
+    c->tv_mbconv_hidden = (int)e->shape[0];
+    for (int s = 1; s < TINYVIT_STAGES; s++) {
+        int d = 0;
+        for (; d <= TINYVIT_MAX_DEPTH; d++) {
+            snprintf(name, sizeof name, "image_encoder.layers.%d.blocks.%d.attn.norm.weight", s, d);
+            if (!tensor_table_find(t, name)) break;
+        }
+        if (d == 0) return sam_error(err, "TinyViT checkpoint has no image_encoder.layers.%d.blocks", s);
+        c->tv_depths[s] = d;
+        snprintf(name, sizeof name, "image_encoder.layers.%d.blocks.0.attn.norm.weight", s);
+        if (!(e = require(t, name, 1, err))) return -1;
+        c->tv_dims[s] = (int)e->shape[0];
+        // attention_biases (heads, ws * ws): the heads and the window size.
+        snprintf(name, sizeof name, "image_encoder.layers.%d.blocks.0.attn.attention_biases", s);
+        if (!(e = require(t, name, 2, err))) return -1;
+        c->tv_heads[s] = (int)e->shape[0];
+        const int ws = (int)lround(sqrt((double)e->shape[1]));
+        if ((int64_t)ws * ws != e->shape[1])
+            return sam_error(err, "tensor '%s' has %lld offsets per head, expected window^2", name,
+                             (long long)e->shape[1]);
+        c->tv_windows[s] = ws;
+        if (c->tv_dims[s] % c->tv_heads[s])
+            return sam_error(err, "stage %d width %d is not a multiple of its %d heads (tensor '%s')", s,
+                             c->tv_dims[s], c->tv_heads[s], name);
+        snprintf(name, sizeof name, "image_encoder.layers.%d.blocks.0.mlp.fc1.weight", s);
+        if (!(e = require(t, name, 2, err))) return -1;
+        c->tv_mlp[s] = (int)e->shape[0];
+    }
+    for (int s = 0; s < TINYVIT_STAGES; s++)
+        if (c->tv_depths[s] > TINYVIT_MAX_DEPTH)
+            return sam_error(err, "TinyViT stage %d has more than %d blocks", s, TINYVIT_MAX_DEPTH);
+    // Resolutions: the stem divides by 4; each patch merging's depthwise conv
+    // (3x3, pad 1) has stride 1 for output widths 320/448/576, else 2. The
+    // official TinyViT hard-codes the stage resolutions img/4 / 2^(i or i-1 for
+    // the last) and a 64 x 64 grid before the neck: the strides must agree.
+    c->tv_res[0] = TINYVIT_IMG_SIZE / 4;
+    for (int s = 0; s + 1 < TINYVIT_STAGES; s++) {
+        const int out = c->tv_dims[s + 1];
+        c->tv_merge_stride[s] = out == 320 || out == 448 || out == 576 ? 1 : 2;
+        c->tv_res[s + 1] = (c->tv_res[s] - 1) / c->tv_merge_stride[s] + 1;
+        const int official = c->tv_res[0] >> (s + 1 == 3 ? 2 : s + 1);
+        if (c->tv_res[s + 1] != official)
+            return sam_error(err, "TinyViT stage %d: patch merging to width %d gives a %dx%d grid, the architecture expects %dx%d",
+                             s + 1, out, c->tv_res[s + 1], c->tv_res[s + 1], official, official);
+    }
+    const int last = c->tv_dims[TINYVIT_STAGES - 1];
+    e = tensor_table_find(t, "image_encoder.head.weight");
+    c->tv_num_classes = e && e->ndim == 2 ? (int)e->shape[0] : 1000;  // shape checked when binding
+    c->img_size = TINYVIT_IMG_SIZE;
+    c->grid = c->tv_res[TINYVIT_STAGES - 1];
+    c->patch_size = c->img_size / c->grid;
+    // The ViT fields describe the last stage (model id, info).
+    c->embed_dim = last;
+    c->depth = 0;
+    for (int s = 0; s < TINYVIT_STAGES; s++) c->depth += c->tv_depths[s];
+    c->num_heads = c->tv_heads[TINYVIT_STAGES - 1];
+    c->head_dim = last / c->num_heads;
+    c->mlp_dim = c->tv_mlp[TINYVIT_STAGES - 1];
+    c->window_size = c->tv_windows[TINYVIT_STAGES - 1];
+    if (!(e = require(t, "image_encoder.neck.0.weight", 4, err))) return -1;
+    c->out_chans = (int)e->shape[0];
+    return 0;
+}
+
+static int vit_config_infer(SamConfig *c, const TensorTable *t, SamError *err) {
     const TensorEntry *e;
     c->encoder_kind = SAM_ENCODER_VIT;
     if (!(e = require(t, "image_encoder.patch_embed.proj.weight", 4, err))) return -1;
@@ -255,6 +439,17 @@ int sam_config_infer(SamConfig *c, const TensorTable *t, SamError *err) {
     c->mlp_dim = (int)e->shape[0];
     if (!(e = require(t, "image_encoder.neck.0.weight", 4, err))) return -1;
     c->out_chans = (int)e->shape[0];
+    return 0;
+}
+
+int sam_config_infer(SamConfig *c, const TensorTable *t, SamError *err) {
+    memset(c, 0, sizeof *c);
+    const TensorEntry *e;
+    // MobileSAM's stem is a Conv2d_BN; SAM's ViT has patch_embed.proj.
+    const int rc = tensor_table_find(t, "image_encoder.patch_embed.seq.0.c.weight")
+                       ? tinyvit_config_infer(c, t, err)
+                       : vit_config_infer(c, t, err);
+    if (rc) return -1;
 
     if (!(e = require(t, "prompt_encoder.no_mask_embed.weight", 2, err))) return -1;
     c->prompt_dim = (int)e->shape[1];
@@ -303,6 +498,17 @@ int sam_config_infer(SamConfig *c, const TensorTable *t, SamError *err) {
 }
 
 const char *sam_config_type_name(const SamConfig *c) {
+    if (c->encoder_kind == SAM_ENCODER_TINYVIT) {
+        // build_sam_vit_t: dims 64/128/160/320, depths 2/2/6/2, heads -/4/5/10, windows -/7/14/7.
+        static const int dims[4] = {64, 128, 160, 320}, depths[4] = {2, 2, 6, 2};
+        static const int heads[4] = {0, 4, 5, 10}, windows[4] = {0, 7, 14, 7};
+        int official = c->prompt_dim == 256 && c->tv_mbconv_hidden == 256;
+        for (int s = 0; s < TINYVIT_STAGES; s++)
+            official &= c->tv_dims[s] == dims[s] && c->tv_depths[s] == depths[s] &&
+                        c->tv_heads[s] == heads[s] && c->tv_windows[s] == windows[s] &&
+                        (s == 0 || c->tv_mlp[s] == 4 * dims[s]);
+        return official ? "vit_t" : "tinyvit_custom";
+    }
     if (c->encoder_kind != SAM_ENCODER_VIT || c->img_size != 1024 || c->patch_size != 16 ||
         c->prompt_dim != 256 || c->window_size != 14)
         return "vit_custom";
@@ -313,6 +519,19 @@ const char *sam_config_type_name(const SamConfig *c) {
 }
 
 void sam_config_describe(const SamConfig *c, char *out, size_t out_len) {
+    if (c->encoder_kind == SAM_ENCODER_TINYVIT) {
+        const int *d = c->tv_dims, *n = c->tv_depths, *h = c->tv_heads, *w = c->tv_windows;
+        snprintf(out, out_len,
+                 "encoder=tinyvit,img_size=%d,embed_dims=%d %d %d %d,depths=%d %d %d %d,"
+                 "num_heads=%d %d %d,window_sizes=%d %d %d,mlp_dims=%d %d %d,mbconv_hidden=%d,"
+                 "out_chans=%d,prompt_dim=%d,decoder_depth=%d,decoder_heads=%d,"
+                 "decoder_mlp_dim=%d,num_mask_tokens=%d",
+                 c->img_size, d[0], d[1], d[2], d[3], n[0], n[1], n[2], n[3], h[1], h[2], h[3],
+                 w[1], w[2], w[3], c->tv_mlp[1], c->tv_mlp[2], c->tv_mlp[3], c->tv_mbconv_hidden,
+                 c->out_chans, c->prompt_dim, c->decoder_depth, c->decoder_heads,
+                 c->decoder_mlp_dim, c->num_mask_tokens);
+        return;
+    }
     char globals[SAM_MAX_DEPTH * 4] = "";
     size_t used = 0;
     for (int i = 0; i < c->depth && used + 4 < sizeof globals; i++) {
@@ -364,12 +583,19 @@ int sam_weights_bind(SamWeights *weights, float **buffer, size_t *buffer_floats,
     for (int i = 0; i < list.count; i++) {
         const WeightSpec *s = &list.items[i];
         const TensorEntry *e = tensor_table_find(table, s->name);
+        if (!e && (s->flags & SPEC_OPTIONAL)) continue;
         if (!e) {
             sam_error(err, "checkpoint is missing tensor '%s'", s->name);
             goto done;
         }
         used[e - table->entries] = 1;
-        if (!is_float_dtype(e->dtype)) {
+        if (s->flags & SPEC_INT) {
+            if (e->dtype != DTYPE_I64 && e->dtype != DTYPE_I32) {
+                sam_error(err, "tensor '%s' has dtype %s, expected an integer type", s->name,
+                          tensor_dtype_name(e->dtype));
+                goto done;
+            }
+        } else if (!is_float_dtype(e->dtype)) {
             sam_error(err, "tensor '%s' has dtype %s, expected a floating-point type", s->name,
                       tensor_dtype_name(e->dtype));
             goto done;
@@ -383,7 +609,7 @@ int sam_weights_bind(SamWeights *weights, float **buffer, size_t *buffer_floats,
             sam_error(err, "tensor '%s' has shape %s, expected %s", s->name, found, want);
             goto done;
         }
-        total += (size_t)tensor_numel(e);
+        if (!(s->flags & SPEC_UNUSED)) total += (size_t)tensor_numel(e);
     }
     for (int i = 0; i < table->count; i++) {
         if (!used[i]) {
@@ -399,6 +625,7 @@ int sam_weights_bind(SamWeights *weights, float **buffer, size_t *buffer_floats,
     }
     size_t offset = 0;
     for (int i = 0; i < list.count; i++) {
+        if (list.items[i].flags & SPEC_UNUSED) continue;
         const TensorEntry *e = tensor_table_find(table, list.items[i].name);
         if (tensor_to_f32(e, buf + offset, err)) {
             sam_error_prefix(err, "tensor '%s'", e->name);
@@ -408,6 +635,8 @@ int sam_weights_bind(SamWeights *weights, float **buffer, size_t *buffer_floats,
         *list.items[i].field = buf + offset;
         offset += (size_t)tensor_numel(e);
     }
+    // MobileSAM: BatchNorm folded into the convolutions, once, at load time.
+    if (cfg->encoder_kind == SAM_ENCODER_TINYVIT) tinyvit_fold_batchnorm(&weights->tinyvit, cfg);
     *buffer = buf;
     *buffer_floats = total;
     rc = 0;

@@ -1,12 +1,16 @@
 """Write a SAM checkpoint with random weights and exactly the official keys, shapes and order.
 
-usage: /usr/bin/python3 tools/sam_ref/make_checkpoint.py --type vit_b|vit_l|vit_h|tiny|demo
+usage: /usr/bin/python3 tools/sam_ref/make_checkpoint.py --type vit_b|vit_l|vit_h|vit_t|tiny|demo
            [--depth N] [--global-attn 2,5,...] [--window W] [--img-size S] [--embed-dim C]
            [--heads H] [--patch-size P] [--mlp-dim M] [--prompt-dim D] [--decoder-mlp M]
            [--mask-in-chans C] [--iou-hidden H] --seed S --out FILE.pth
 
 vit_b / vit_l / vit_h: the official architectures (build_sam.py); --depth N keeps widths and
 heads and then needs --global-attn (block indexes with global attention).
+vit_t: MobileSAM (build_sam_vit_t): the TinyViT image encoder (tiny_vit.py) with exactly the
+keys and shapes of the published mobile_sam.pt, BatchNorm running statistics included (and
+num_batches_tracked; attention_bias_idxs is not persistent, so not saved), and SAM's prompt
+encoder and mask decoder. The encoder overrides below do not apply to it.
 tiny: a small config of the same architecture for fast tests: img_size 256 (patch 16, grid
 16), embed 96, depth 2, 2 heads (head_dim 48), window 4, global block [1]; the prompt encoder
 and mask decoder are the official ones (prompt dim 256). Every field is overridable.
@@ -32,6 +36,10 @@ values do not depend on which other tensors exist):
   rel_pos_h / rel_pos_w  N(0, 0.1);  pos_embed N(0, 0.1)
   embeddings             N(0, 0.5) (tokens, point embeddings, no_mask_embed)
   PE gaussian matrix     N(0, 1) (the official buffer is torch.randn)
+  BatchNorm (vit_t)      weight N(1, 0.2), bias N(0, 0.1), running_mean N(0, 0.2), running_var
+                         0.5 + U(0, 1): far from the identity, so folding them is exercised
+  attention_biases       N(0, 0.5) (vit_t)
+  vit_t residual branch outputs (attn.proj, mlp.fc2, MBConv conv3) gain 1/sqrt(2) as above
   mask decoder           the hypernetwork output layers get gain 5, the last upscaling
                          ConvTranspose gain 2 and a bias of N(-0.8, 0.05), so its GELU outputs
                          are sparse and mask logits take both signs over the image (tuned over
@@ -48,6 +56,7 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model import OFFICIAL_CONFIGS, LayerNorm2d, SamConfig, build_sam  # noqa: E402
+from tiny_vit import VIT_T  # noqa: E402
 
 TINY = dict(img_size=256, patch_size=16, embed_dim=96, depth=2, num_heads=2, mlp_dim=384,
             window_size=4, global_attn_indexes=[1])
@@ -59,6 +68,8 @@ DEMO = dict(img_size=256, patch_size=16, embed_dim=160, depth=6, num_heads=5, ml
 
 
 def make_config(args) -> SamConfig:
+    if args.type == "vit_t":
+        return SamConfig(img_size=1024, patch_size=16, tinyvit=dict(VIT_T))
     if args.type == "tiny":
         base = dict(TINY)
     elif args.type == "demo":
@@ -118,16 +129,27 @@ def randomize(model: nn.Module, seed: int) -> None:
     for mname, mod in model.named_modules():
         for pname, p in list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False)):
             full = f"{mname}.{pname}" if mname else pname
-            if full in ("pixel_mean", "pixel_std"):
+            if full in ("pixel_mean", "pixel_std") or pname in ("attention_bias_idxs", "num_batches_tracked"):
                 continue
             g = _gen(seed, full)
             shape = p.shape
-            if isinstance(mod, (nn.LayerNorm, LayerNorm2d)):
+            if isinstance(mod, nn.BatchNorm2d):
+                if pname == "running_var":
+                    v = 0.5 + torch.rand(shape, generator=g)
+                else:
+                    mean, std = {"weight": (1.0, 0.2), "bias": (0.0, 0.1), "running_mean": (0.0, 0.2)}[pname]
+                    v = _normal(shape, mean, std, g)
+            elif pname == "attention_biases":
+                v = _normal(shape, 0.0, 0.5, g)
+            elif isinstance(mod, (nn.LayerNorm, LayerNorm2d)):
                 v = _normal(shape, 1.0 if pname == "weight" else 0.0, 0.1, g)
             elif isinstance(mod, (nn.Linear, nn.Conv2d)) and pname == "weight":
                 fan_in = shape[1] * (shape[2] * shape[3] if p.dim() == 4 else 1)
                 gain = 1.0
                 if full.startswith("image_encoder.blocks.") and (".attn.proj." in full or ".mlp.lin2." in full):
+                    gain = 0.5 ** 0.5
+                if full.startswith("image_encoder.layers.") and (
+                        ".attn.proj." in full or ".mlp.fc2." in full or ".conv3.c." in full and ".blocks." in full):
                     gain = 0.5 ** 0.5
                 if full.startswith("mask_decoder.output_hypernetworks_mlps.") and ".layers.2." in full:
                     gain = 5.0
@@ -154,7 +176,7 @@ def randomize(model: nn.Module, seed: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--type", required=True, choices=["vit_b", "vit_l", "vit_h", "tiny", "demo"])
+    ap.add_argument("--type", required=True, choices=["vit_b", "vit_l", "vit_h", "vit_t", "tiny", "demo"])
     ap.add_argument("--depth", type=int)
     ap.add_argument("--global-attn", help="comma-separated block indexes with global attention")
     ap.add_argument("--window", type=int, help="window size of the windowed blocks")

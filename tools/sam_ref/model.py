@@ -663,6 +663,9 @@ class SamConfig:
     iou_head_depth: int = 3
     iou_head_hidden_dim: int = 256
     hypernet_depth: int = 3
+    # MobileSAM (model type "vit_t"): TinyViT kwargs (tiny_vit.TinyViT); the ViT fields above
+    # are then unused, img_size stays 1024 and patch_size 16 (64 x 64 embedding grid).
+    tinyvit: Optional[dict] = None
 
     @property
     def grid(self) -> int:
@@ -677,15 +680,23 @@ OFFICIAL_CONFIGS = {
 }
 
 
+def build_image_encoder(cfg: SamConfig) -> nn.Module:
+    if cfg.tinyvit is not None:
+        from tiny_vit import TinyViT  # MobileSAM's encoder (tiny_vit.py)
+
+        return TinyViT(img_size=cfg.img_size, out_chans=cfg.out_chans, **cfg.tinyvit)
+    return ImageEncoderViT(
+        img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim,
+        depth=cfg.depth, num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim,
+        out_chans=cfg.out_chans, qkv_bias=cfg.qkv_bias, window_size=cfg.window_size,
+        global_attn_indexes=tuple(cfg.global_attn_indexes),
+    )
+
+
 def build_sam(cfg: SamConfig) -> Sam:
     g = cfg.grid
     sam = Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim,
-            depth=cfg.depth, num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim,
-            out_chans=cfg.out_chans, qkv_bias=cfg.qkv_bias, window_size=cfg.window_size,
-            global_attn_indexes=tuple(cfg.global_attn_indexes),
-        ),
+        image_encoder=build_image_encoder(cfg),
         prompt_encoder=PromptEncoder(
             embed_dim=cfg.prompt_embed_dim, image_embedding_size=(g, g),
             input_image_size=(cfg.img_size, cfg.img_size), mask_in_chans=cfg.mask_in_chans,
@@ -715,6 +726,13 @@ def _count(sd: Dict[str, torch.Tensor], prefix: str) -> int:
 def config_from_state_dict(sd: Dict[str, torch.Tensor], decoder_heads: int = 8,
                            encoder_heads: Optional[int] = None) -> SamConfig:
     """Infer the whole config from tensor shapes (decoder head count is not inferable)."""
+    from tiny_vit import is_tiny_vit_state_dict, tiny_vit_config_from_state_dict
+
+    if is_tiny_vit_state_dict(sd):
+        tv = tiny_vit_config_from_state_dict(sd)
+        out_chans = tv.pop("out_chans")
+        cfg = SamConfig(img_size=1024, patch_size=16, tinyvit=tv, out_chans=out_chans)
+        return _decoder_config_from_state_dict(sd, cfg, decoder_heads)
     pe_w = sd["image_encoder.patch_embed.proj.weight"]  # (C, 3, p, p)
     embed_dim, patch = pe_w.shape[0], pe_w.shape[2]
     grid = sd["image_encoder.pos_embed"].shape[1]      # (1, G, G, C)
@@ -736,6 +754,16 @@ def config_from_state_dict(sd: Dict[str, torch.Tensor], decoder_heads: int = 8,
     mlp_dim = sd["image_encoder.blocks.0.mlp.lin1.weight"].shape[0]
     qkv_bias = b0 + "qkv.bias" in sd
     out_chans = sd["image_encoder.neck.0.weight"].shape[0]
+    cfg = SamConfig(
+        img_size=grid * patch, patch_size=patch, embed_dim=embed_dim, depth=depth,
+        num_heads=num_heads, mlp_dim=mlp_dim, window_size=window,
+        global_attn_indexes=global_idx, qkv_bias=qkv_bias, out_chans=out_chans)
+    return _decoder_config_from_state_dict(sd, cfg, decoder_heads)
+
+
+def _decoder_config_from_state_dict(sd: Dict[str, torch.Tensor], cfg: SamConfig,
+                                    decoder_heads: int) -> SamConfig:
+    """Fills the prompt encoder and mask decoder fields of cfg from the shapes."""
     prompt_dim = sd["prompt_encoder.point_embeddings.0.weight"].shape[1]
     mask_in_chans = sd["prompt_encoder.mask_downscaling.3.weight"].shape[0]
     dec = "mask_decoder.transformer."
@@ -746,16 +774,17 @@ def config_from_state_dict(sd: Dict[str, torch.Tensor], decoder_heads: int = 8,
     iou_depth = _count(sd, "mask_decoder.iou_prediction_head.layers.")
     iou_hidden = sd["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0]
     hyper_depth = _count(sd, "mask_decoder.output_hypernetworks_mlps.0.layers.")
-    return SamConfig(
-        img_size=grid * patch, patch_size=patch, embed_dim=embed_dim, depth=depth,
-        num_heads=num_heads, mlp_dim=mlp_dim, window_size=window,
-        global_attn_indexes=global_idx, qkv_bias=qkv_bias, out_chans=out_chans,
-        prompt_embed_dim=prompt_dim, mask_in_chans=mask_in_chans, decoder_depth=dec_depth,
-        decoder_heads=decoder_heads, decoder_mlp_dim=dec_mlp,
-        attention_downsample_rate=prompt_dim // internal,
-        num_multimask_outputs=num_mask_tokens - 1, iou_head_depth=iou_depth,
-        iou_head_hidden_dim=iou_hidden, hypernet_depth=hyper_depth,
-    )
+    cfg.prompt_embed_dim = prompt_dim
+    cfg.mask_in_chans = mask_in_chans
+    cfg.decoder_depth = dec_depth
+    cfg.decoder_heads = decoder_heads
+    cfg.decoder_mlp_dim = dec_mlp
+    cfg.attention_downsample_rate = prompt_dim // internal
+    cfg.num_multimask_outputs = num_mask_tokens - 1
+    cfg.iou_head_depth = iou_depth
+    cfg.iou_head_hidden_dim = iou_hidden
+    cfg.hypernet_depth = hyper_depth
+    return cfg
 
 
 def build_sam_from_state_dict(sd: Dict[str, torch.Tensor], decoder_heads: int = 8,

@@ -1,0 +1,480 @@
+// MobileSAM's TinyViT image encoder, mirroring ChaoningZhang/MobileSAM
+// mobile_sam/modeling/tiny_vit_sam.py (Conv2d_BN, PatchEmbed, MBConv,
+// PatchMerging, ConvLayer, Mlp, Attention, TinyViTBlock, BasicLayer, TinyViT)
+// as built by build_sam.py build_sam_vit_t, in eval mode.
+//
+// Every activation is token-major: x is (T, C) with T = R * R tokens in (h, w)
+// row-major order, i.e. NHWC. The official code switches between NCHW (convs)
+// and (B, L, C) tokens; the values are the same, only the memory order
+// differs. In NHWC a 1x1 conv is a Linear over the tokens (linear_forward with
+// the (out, in, 1, 1) weight seen as (out, in)), a depthwise 3x3 conv is a
+// loop over taps that vectorises across channels, and a dense 3x3 conv is an
+// im2col GEMM over chunks of output tokens.
+//
+// BatchNorm: every Conv2d_BN arrives folded (tinyvit_fold_batchnorm, called
+// by the loader), so a Conv2d_BN is a conv with bias here.
+//
+// All scratch comes from the arena, laid out by tinyvit_plan(), the single
+// source of truth for tinyvit_encoder_scratch_floats.
+#include "tinyvit_encoder.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/kernels.h"
+
+#define TINYVIT_LN_EPS 1e-5f  // nn.LayerNorm default in Attention.norm and Mlp.norm
+#define TINYVIT_BN_EPS 1e-5   // nn.BatchNorm2d default
+#define NECK_LN_EPS 1e-6f     // LayerNorm2d(256) in TinyViT.neck, as SAM's
+// Dense 3x3 convs (stem, neck) build im2col rows for this many output tokens
+// at a time, so the column buffer stays small (1024 x 2304 floats for the neck).
+#define CONV_CHUNK 1024
+// MBConv runs over bands of this many image rows, so its 4x-wide hidden
+// activations stay small (band + 2 halo rows) instead of 2 x (R*R, hidden).
+#define MBCONV_BAND 8
+
+// ---------------------------------------------------------------------------
+// BatchNorm folding
+
+// y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta
+//   = conv_{w * s}(x) + (beta - mean * s),  s = gamma / sqrt(var + eps).
+// Computed in double and rounded once per value.
+static void fold_conv_bn(ConvBnWeights *cb, int out, int per_out) {
+    float *w = (float *)cb->weight;  // the model owns the buffer (see tinyvit_encoder.h)
+    float *b = (float *)cb->bias;    // bn.bias slot: beta, becomes the folded bias
+    for (int o = 0; o < out; o++) {
+        const double s = (double)cb->bn_weight[o] / sqrt((double)cb->bn_var[o] + TINYVIT_BN_EPS);
+        for (int i = 0; i < per_out; i++)
+            w[(size_t)o * per_out + i] = (float)((double)w[(size_t)o * per_out + i] * s);
+        b[o] = (float)((double)b[o] - (double)cb->bn_mean[o] * s);
+    }
+}
+
+static void fold_conv3(TinyVitConv3Weights *m, int in, int hidden, int out) {
+    fold_conv_bn(&m->conv1, hidden, in);
+    fold_conv_bn(&m->conv2, hidden, 9);
+    fold_conv_bn(&m->conv3, out, hidden);
+}
+
+void tinyvit_fold_batchnorm(TinyVitEncoderWeights *w, const SamConfig *c) {
+    const int *dims = c->tv_dims;
+    fold_conv_bn(&w->stem1, dims[0] / 2, 3 * 9);
+    fold_conv_bn(&w->stem2, dims[0], dims[0] / 2 * 9);
+    for (int i = 0; i < c->tv_depths[0]; i++)
+        fold_conv3(&w->mbconv[i], dims[0], c->tv_mbconv_hidden, dims[0]);
+    for (int s = 0; s + 1 < TINYVIT_STAGES; s++)
+        fold_conv3(&w->merge[s], dims[s], dims[s + 1], dims[s + 1]);
+    for (int s = 1; s < TINYVIT_STAGES; s++)
+        for (int i = 0; i < c->tv_depths[s]; i++) fold_conv_bn(&w->blocks[s][i].local_conv, dims[s], 9);
+}
+
+// ---------------------------------------------------------------------------
+// Scratch plan
+
+typedef struct TinyVitPlan {
+    size_t x;        // (T, C) the running activation, largest over the stages
+    size_t a;        // (T, max) first work buffer: stem conv1 output, MBConv hidden, norms, ...
+    size_t b;        // (T, max) second work buffer: depthwise outputs, qkv, MLP hidden, ...
+    size_t band;     // ((MBCONV_BAND + 2) * R0, hidden) MBConv hidden rows of one band
+    size_t cols;     // (CONV_CHUNK, 9 * Cin) im2col rows of the dense 3x3 convs
+    size_t dw;       // (9, C) depthwise weights, tap-major
+    size_t pad_qkv;  // (3C) q, k, v of a zero-padded token
+    size_t win_qkv;  // (ws^2, 3C) one window's q, k, v
+    size_t win_out;  // (ws^2, C) one window's attention output
+    size_t scores;   // (ws^2, ws^2) one head's scores
+    size_t bias;     // (heads, ws^2, ws^2) attention biases expanded (the official `ab`)
+} TinyVitPlan;
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+static size_t arena_rounded(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static int tinyvit_check_config(const SamConfig *c, SamError *err) {
+    if (c->encoder_kind != SAM_ENCODER_TINYVIT)
+        return sam_error(err, "tinyvit_encoder: config is not a TinyViT encoder (kind %d)",
+                         (int)c->encoder_kind);
+    if (c->tv_dims[0] <= 0 || c->tv_dims[0] % 2 || c->tv_mbconv_hidden <= 0 || c->out_chans <= 0)
+        return sam_error(err, "tinyvit_encoder: invalid stem/MBConv widths");
+    for (int s = 0; s < TINYVIT_STAGES; s++) {
+        if (c->tv_dims[s] <= 0 || c->tv_depths[s] <= 0 || c->tv_depths[s] > TINYVIT_MAX_DEPTH ||
+            c->tv_res[s] <= 0)
+            return sam_error(err, "tinyvit_encoder: stage %d has an invalid width, depth or size", s);
+        if (s > 0 && (c->tv_heads[s] <= 0 || c->tv_dims[s] % c->tv_heads[s] ||
+                      c->tv_windows[s] <= 0 || c->tv_mlp[s] <= 0))
+            return sam_error(err, "tinyvit_encoder: stage %d has invalid heads, window or MLP width", s);
+        if (s + 1 < TINYVIT_STAGES && (c->tv_merge_stride[s] < 1 ||
+                                       c->tv_res[s + 1] != (c->tv_res[s] - 1) / c->tv_merge_stride[s] + 1))
+            return sam_error(err, "tinyvit_encoder: stage %d size disagrees with the merge stride", s + 1);
+    }
+    if (c->tv_res[0] * 4 != c->img_size || c->grid != c->tv_res[TINYVIT_STAGES - 1])
+        return sam_error(err, "tinyvit_encoder: img_size %d / grid %d disagree with the stages",
+                         c->img_size, c->grid);
+    return 0;
+}
+
+static void tinyvit_plan(const SamConfig *c, TinyVitPlan *p) {
+    memset(p, 0, sizeof *p);
+    const size_t D = (size_t)c->out_chans, C0 = (size_t)c->tv_dims[0];
+    const size_t R0 = (size_t)c->tv_res[0], T0 = R0 * R0, hid = (size_t)c->tv_mbconv_hidden;
+    // Stem: conv1 to (2 R0)^2 x C0/2 in `a`, conv2 to T0 x C0 in x. MBConv: one band of
+    // hidden rows with its halo in `band`, the band's depthwise output in `b`.
+    const size_t band_rows = (size_t)(MBCONV_BAND < c->tv_res[0] ? MBCONV_BAND : c->tv_res[0]);
+    p->a = 4 * T0 * (C0 / 2);
+    p->band = (band_rows + 2) * R0 * hid;
+    p->b = band_rows * R0 * hid;
+    p->a = max_size(p->a, band_rows * R0 * C0);
+    p->cols = (size_t)CONV_CHUNK * max_size(27, max_size(9 * (C0 / 2), 9 * D));
+    p->dw = 9 * hid;
+    for (int s = 0; s < TINYVIT_STAGES; s++) {
+        const size_t T = (size_t)c->tv_res[s] * c->tv_res[s], C = (size_t)c->tv_dims[s];
+        p->x = max_size(p->x, T * C);
+        if (s + 1 < TINYVIT_STAGES) {  // patch merging: conv1 at this size, conv2 at the next
+            const size_t Cn = (size_t)c->tv_dims[s + 1];
+            const size_t Tn = (size_t)c->tv_res[s + 1] * c->tv_res[s + 1];
+            p->a = max_size(p->a, T * Cn);
+            p->b = max_size(p->b, Tn * Cn);
+            p->dw = max_size(p->dw, 9 * Cn);
+        }
+        if (s == 0) continue;
+        const size_t N = (size_t)c->tv_windows[s] * c->tv_windows[s];
+        p->a = max_size(p->a, T * C);
+        p->b = max_size(p->b, T * max_size(3 * C, (size_t)c->tv_mlp[s]));
+        p->dw = max_size(p->dw, 9 * C);
+        p->pad_qkv = max_size(p->pad_qkv, 3 * C);
+        p->win_qkv = max_size(p->win_qkv, N * 3 * C);
+        p->win_out = max_size(p->win_out, N * C);
+        p->scores = max_size(p->scores, N * N);
+        p->bias = max_size(p->bias, (size_t)c->tv_heads[s] * N * N);
+    }
+    const size_t T3 = (size_t)c->grid * c->grid;  // neck: a and b hold (T3, D)
+    p->a = max_size(p->a, T3 * D);
+    p->b = max_size(p->b, T3 * D);
+}
+
+size_t tinyvit_encoder_scratch_floats(const SamConfig *c) {
+    if (tinyvit_check_config(c, NULL) != 0) return 0;
+    TinyVitPlan p;
+    tinyvit_plan(c, &p);
+    return arena_rounded(p.x) + arena_rounded(p.a) + arena_rounded(p.b) + arena_rounded(p.band) +
+           arena_rounded(p.cols) + arena_rounded(p.dw) + arena_rounded(p.pad_qkv) +
+           arena_rounded(p.win_qkv) + arena_rounded(p.win_out) + arena_rounded(p.scores) +
+           arena_rounded(p.bias);
+}
+
+typedef struct TinyVitBuffers {
+    float *x, *a, *b, *band, *cols, *dw, *pad_qkv, *win_qkv, *win_out, *scores, *bias;
+} TinyVitBuffers;
+
+// ---------------------------------------------------------------------------
+// Layers
+
+// Dense Conv2d 3x3, padding 1, stride `stride` (Conv2d_BN in PatchEmbed; the
+// neck's second conv, bias NULL). The input element (c, y, x) is at
+// in[c * sc + y * sy + x * sx], so the same code reads the channel-major
+// image (stem) and token-major activations. out is (Ho * Wo, cout).
+// im2col rows are ordered (ci, ky, kx) as the weight (cout, cin, 3, 3).
+static void conv3x3_forward(float *out, const float *in, int cin, int h, int w, size_t sc,
+                            size_t sy, size_t sx, int stride, const float *weight,
+                            const float *bias, int cout, float *cols) {
+    const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1, K = cin * 9;
+    const int T = ho * wo;
+    for (int t0 = 0; t0 < T; t0 += CONV_CHUNK) {
+        const int rows = T - t0 < CONV_CHUNK ? T - t0 : CONV_CHUNK;
+        for (int r = 0; r < rows; r++) {
+            const int oy = (t0 + r) / wo, ox = (t0 + r) % wo;
+            float *row = cols + (size_t)r * K;
+            for (int ky = 0; ky < 3; ky++) {
+                const int iy = oy * stride + ky - 1;
+                for (int kx = 0; kx < 3; kx++) {
+                    const int ix = ox * stride + kx - 1;
+                    float *dst = row + ky * 3 + kx;
+                    if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
+                        for (int ci = 0; ci < cin; ci++) dst[ci * 9] = 0.0f;
+                    } else {
+                        const float *src = in + (size_t)iy * sy + (size_t)ix * sx;
+                        for (int ci = 0; ci < cin; ci++) dst[ci * 9] = src[(size_t)ci * sc];
+                    }
+                }
+            }
+        }
+        linear_forward(out + (size_t)t0 * cout, cols, weight, bias, rows, K, cout);
+    }
+}
+
+// The (c, 1, 3, 3) depthwise weight laid out tap-major in wt (9, c), so the
+// inner loops of depthwise3x3_rows run over contiguous channels.
+static void depthwise_weights(float *restrict wt, const ConvBnWeights *cw, int c) {
+    for (int ch = 0; ch < c; ch++)
+        for (int k = 0; k < 9; k++) wt[(size_t)k * c + ch] = cw->weight[(size_t)ch * 9 + k];
+}
+
+// Depthwise Conv2d_BN 3x3, padding 1 (groups = channels) of an h x w image
+// with c channels, token-major, for output rows [oy0, oy1): out holds those
+// rows ((oy1 - oy0) * wo, c); in holds input rows [in_row0, ...) (every row
+// the outputs read must be there; rows outside [0, h) are the zero padding).
+// wt from depthwise_weights. Each output starts from the bias plus the centre
+// tap, which is always inside the image (input (oy * stride, ox * stride)).
+static void depthwise3x3_rows(float *restrict out, const float *restrict in, int in_row0, int h,
+                              int w, int c, int stride, int oy0, int oy1, const float *restrict bias,
+                              const float *restrict wt) {
+    const int wo = (w - 1) / stride + 1;
+    const float *restrict wc = wt + 4 * (size_t)c;  // tap (1, 1)
+    for (int oy = oy0; oy < oy1; oy++) {
+        for (int ox = 0; ox < wo; ox++) {
+            float *restrict o = out + ((size_t)(oy - oy0) * wo + ox) * c;
+            const float *restrict centre =
+                in + ((size_t)(oy * stride - in_row0) * w + (size_t)ox * stride) * c;
+            for (int ch = 0; ch < c; ch++) o[ch] = bias[ch] + wc[ch] * centre[ch];
+            for (int ky = 0; ky < 3; ky++) {
+                const int iy = oy * stride + ky - 1;
+                if (iy < 0 || iy >= h) continue;
+                for (int kx = 0; kx < 3; kx++) {
+                    const int ix = ox * stride + kx - 1;
+                    if (ix < 0 || ix >= w || (ky == 1 && kx == 1)) continue;
+                    const float *restrict src = in + ((size_t)(iy - in_row0) * w + ix) * c;
+                    const float *restrict wk = wt + (size_t)(ky * 3 + kx) * c;
+                    for (int ch = 0; ch < c; ch++) o[ch] += wk[ch] * src[ch];
+                }
+            }
+        }
+    }
+}
+
+// The whole image: out is (ho * wo, c), in is (h * w, c).
+static void depthwise3x3_forward(float *out, const float *in, int h, int w, int c, int stride,
+                                 const ConvBnWeights *cw, float *wt) {
+    depthwise_weights(wt, cw, c);
+    depthwise3x3_rows(out, in, 0, h, w, c, stride, 0, (h - 1) / stride + 1, cw->bias, wt);
+}
+
+// PatchEmbed.forward: Conv2d_BN(3, C0/2, 3, s2) -> GELU -> Conv2d_BN(C0/2, C0, 3, s2).
+// image (3, S, S) channel-major; x (T0, C0) with T0 = (S/4)^2.
+static void patch_embed_forward(float *x, const float *image, const TinyVitEncoderWeights *w,
+                                const SamConfig *c, const TinyVitBuffers *buf) {
+    const int S = c->img_size, C0 = c->tv_dims[0], S2 = (S - 1) / 2 + 1;
+    float *h = buf->a;  // (S2 * S2, C0 / 2)
+    conv3x3_forward(h, image, 3, S, S, (size_t)S * S, (size_t)S, 1, 2, w->stem1.weight,
+                    w->stem1.bias, C0 / 2, buf->cols);
+    gelu_inplace(h, (size_t)S2 * S2 * (C0 / 2));
+    conv3x3_forward(x, h, C0 / 2, S2, S2, 1, (size_t)S2 * (C0 / 2), (size_t)(C0 / 2), 2,
+                    w->stem2.weight, w->stem2.bias, C0, buf->cols);
+}
+
+// MBConv.forward: conv1 (1x1) -> GELU -> conv2 (depthwise 3x3) -> GELU ->
+// conv3 (1x1) -> + shortcut -> GELU. x is (R * R, C), updated in place, in
+// bands of MBCONV_BAND rows. The hidden rows a band's depthwise conv reads
+// (the band and one halo row each side) live in buf->band; each hidden row is
+// computed once, from x rows no earlier band has overwritten yet (band k
+// writes rows [y0, y1) after reading hidden rows up to y1, which come from x
+// rows up to y1), and the two rows the next band shares are moved to the front.
+static void mbconv_forward(float *x, const TinyVitConv3Weights *m, int R, int C, int hidden,
+                           const TinyVitBuffers *buf) {
+    const size_t row = (size_t)R * hidden;  // floats per hidden image row
+    float *band = buf->band;
+    int have0 = 0, have1 = 0;  // hidden rows [have0, have1) are in band
+    depthwise_weights(buf->dw, &m->conv2, hidden);
+    for (int y0 = 0; y0 < R; y0 += MBCONV_BAND) {
+        const int y1 = y0 + MBCONV_BAND < R ? y0 + MBCONV_BAND : R;
+        const int h0 = y0 > 0 ? y0 - 1 : 0, h1 = y1 < R ? y1 + 1 : R;
+        if (have1 > h0) {  // keep rows [h0, have1) from the previous band
+            memmove(band, band + (size_t)(h0 - have0) * row, sizeof(float) * (size_t)(have1 - h0) * row);
+        } else {
+            have1 = h0;
+        }
+        have0 = h0;
+        float *fresh = band + (size_t)(have1 - h0) * row;
+        linear_forward(fresh, x + (size_t)have1 * R * C, m->conv1.weight, m->conv1.bias,
+                       (h1 - have1) * R, C, hidden);
+        gelu_inplace(fresh, (size_t)(h1 - have1) * row);
+        have1 = h1;
+        float *d = buf->b;  // ((y1 - y0) * R, hidden)
+        depthwise3x3_rows(d, band, h0, R, R, hidden, 1, y0, y1, m->conv2.bias, buf->dw);
+        gelu_inplace(d, (size_t)(y1 - y0) * row);
+        float *y = buf->a;  // ((y1 - y0) * R, C) conv3 output; a is free during stage 0
+        const size_t n = (size_t)(y1 - y0) * R * C;
+        linear_forward(y, d, m->conv3.weight, m->conv3.bias, (y1 - y0) * R, hidden, C);
+        float *xb = x + (size_t)y0 * R * C;
+        add_inplace(xb, y, n);
+        gelu_inplace(xb, n);
+    }
+}
+
+// PatchMerging.forward: conv1 (1x1, C -> Cn) -> GELU -> conv2 (depthwise 3x3,
+// stride 2, or 1 for the widths 320/448/576) -> GELU -> conv3 (1x1). x goes
+// from (R * R, C) to (Rn * Rn, Cn), in place.
+static void patch_merging_forward(float *x, const TinyVitConv3Weights *m, int R, int C, int Cn,
+                                  int stride, const TinyVitBuffers *buf) {
+    const int T = R * R, Rn = (R - 1) / stride + 1, Tn = Rn * Rn;
+    linear_forward(buf->a, x, m->conv1.weight, m->conv1.bias, T, C, Cn);
+    gelu_inplace(buf->a, (size_t)T * Cn);
+    depthwise3x3_forward(buf->b, buf->a, R, R, Cn, stride, &m->conv2, buf->dw);
+    gelu_inplace(buf->b, (size_t)Tn * Cn);
+    linear_forward(x, buf->b, m->conv3.weight, m->conv3.bias, Tn, Cn, Cn);
+}
+
+// Attention.forward over every window of the block. qkv is (T, 3C) for the
+// real tokens (norm and qkv are per token, so they run once over the whole
+// grid); out is (T, C) before proj. TinyViTBlock.forward pads the grid with
+// zero tokens at the bottom/right to a multiple of ws BEFORE the attention's
+// LayerNorm, so a padded token's q, k, v are qkv(norm.bias) (pad_qkv); they
+// take part as keys and values and their outputs are cropped away.
+// Heads: qkv.view(B, N, heads, -1).split([kd, kd, kd]) puts head h's q, k, v
+// at channels h*3kd + [0, kd), [kd, 2kd), [2kd, 3kd); the output of head h
+// goes to channels h*kd (transpose(1, 2).reshape). Scores are
+// (q k^T) * kd^-0.5 + attention_biases[h, |dy| * ws + |dx|] (bias, expanded).
+static void window_attention(float *out, const float *qkv, const float *pad_qkv, int R, int C,
+                             int heads, int ws, const TinyVitBuffers *buf) {
+    const int kd = C / heads, N = ws * ws, nw = (R + ws - 1) / ws, ld = 3 * C;
+    const float scale = (float)pow((double)kd, -0.5);  // Attention: key_dim ** -0.5
+    for (int wy = 0; wy < nw; wy++) {
+        for (int wx = 0; wx < nw; wx++) {
+            for (int i = 0; i < N; i++) {
+                const int gy = wy * ws + i / ws, gx = wx * ws + i % ws;
+                const float *src = gy < R && gx < R ? qkv + ((size_t)gy * R + gx) * ld : pad_qkv;
+                memcpy(buf->win_qkv + (size_t)i * ld, src, sizeof(float) * (size_t)ld);
+            }
+            for (int h = 0; h < heads; h++) {
+                const float *q = buf->win_qkv + (size_t)h * 3 * kd;
+                gemm_nt(N, N, kd, scale, q, ld, q + kd, ld, 0.0f, buf->scores, N);
+                add_inplace(buf->scores, buf->bias + (size_t)h * N * N, (size_t)N * N);
+                softmax_rows(buf->scores, N, N);
+                gemm_nn(N, kd, N, 1.0f, buf->scores, N, q + 2 * kd, ld, 0.0f,
+                        buf->win_out + (size_t)h * kd, C);
+            }
+            for (int i = 0; i < N; i++) {
+                const int gy = wy * ws + i / ws, gx = wx * ws + i % ws;
+                if (gy < R && gx < R)
+                    memcpy(out + ((size_t)gy * R + gx) * C, buf->win_out + (size_t)i * C,
+                           sizeof(float) * (size_t)C);
+            }
+        }
+    }
+}
+
+// TinyViTBlock.forward on x (R * R, C), in place:
+//   x = x + proj(window attention(norm(pad(x))))
+//   x = local_conv(x)            (depthwise 3x3 Conv2d_BN, no residual)
+//   x = x + fc2(GELU(fc1(norm(x))))
+static void tinyvit_block_forward(float *x, const TinyVitBlockWeights *bw, int R, int C, int heads,
+                                  int ws, int mlp, const TinyVitBuffers *buf) {
+    const int T = R * R, N = ws * ws;
+    // The official `ab`: attention_biases[:, attention_bias_idxs], idxs (i, j)
+    // numbering the offset (|yi - yj|, |xi - xj|) as |dy| * ws + |dx|.
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++) {
+                const int dy = abs(i / ws - j / ws), dx = abs(i % ws - j % ws);
+                buf->bias[((size_t)h * N + i) * N + j] = bw->attention_biases[(size_t)h * N + dy * ws + dx];
+            }
+    // LayerNorm of a zero (padding) token is its bias, so its q, k, v are
+    // qkv.weight @ norm.bias + qkv.bias.
+    linear_forward(buf->pad_qkv, bw->attn_norm.bias, bw->qkv.weight, bw->qkv.bias, 1, C, 3 * C);
+    layernorm_rows(buf->a, x, bw->attn_norm.weight, bw->attn_norm.bias, T, C, TINYVIT_LN_EPS);
+    linear_forward(buf->b, buf->a, bw->qkv.weight, bw->qkv.bias, T, C, 3 * C);
+    window_attention(buf->a, buf->b, buf->pad_qkv, R, C, heads, ws, buf);
+    linear_forward(buf->b, buf->a, bw->proj.weight, bw->proj.bias, T, C, C);
+    add_inplace(x, buf->b, (size_t)T * C);  // x = res_x + attn
+
+    depthwise3x3_forward(buf->a, x, R, R, C, 1, &bw->local_conv, buf->dw);
+    memcpy(x, buf->a, sizeof(float) * (size_t)T * C);
+
+    layernorm_rows(buf->a, x, bw->mlp_norm.weight, bw->mlp_norm.bias, T, C, TINYVIT_LN_EPS);
+    linear_forward(buf->b, buf->a, bw->fc1.weight, bw->fc1.bias, T, C, mlp);
+    gelu_inplace(buf->b, (size_t)T * mlp);
+    linear_forward(buf->a, buf->b, bw->fc2.weight, bw->fc2.bias, T, mlp, C);
+    add_inplace(x, buf->a, (size_t)T * C);
+}
+
+// TinyViT.neck on x (G * G, C) viewed as (1, C, G, G): Conv2d(C, D, 1, bias=False)
+// -> LayerNorm2d -> Conv2d(D, D, 3, padding=1, bias=False) -> LayerNorm2d.
+// LayerNorm2d normalises each pixel over channels: layernorm_rows on tokens.
+// embedding is (D, G, G).
+static void neck_forward(float *embedding, const float *x, const TinyVitEncoderWeights *w, int G,
+                         int C, int D, const TinyVitBuffers *buf) {
+    const int T = G * G;
+    linear_forward(buf->a, x, w->neck_conv1, NULL, T, C, D);
+    layernorm_rows(buf->a, buf->a, w->neck_norm1.weight, w->neck_norm1.bias, T, D, NECK_LN_EPS);
+    conv3x3_forward(buf->b, buf->a, D, G, G, 1, (size_t)G * D, (size_t)D, 1, w->neck_conv2, NULL,
+                    D, buf->cols);
+    layernorm_rows(buf->b, buf->b, w->neck_norm2.weight, w->neck_norm2.bias, T, D, NECK_LN_EPS);
+    transpose(embedding, buf->b, T, D);
+}
+
+// ---------------------------------------------------------------------------
+// Entry point
+
+static int conv_bn_ok(const ConvBnWeights *cb) { return cb->weight && cb->bias; }
+
+static int tinyvit_check_weights(const TinyVitEncoderWeights *w, const SamConfig *c, SamError *err) {
+    if (!conv_bn_ok(&w->stem1) || !conv_bn_ok(&w->stem2) || !w->neck_conv1 || !w->neck_conv2 ||
+        !w->neck_norm1.weight || !w->neck_norm2.weight)
+        return sam_error(err, "tinyvit_encoder: stem or neck weights missing");
+    for (int i = 0; i < c->tv_depths[0]; i++)
+        if (!conv_bn_ok(&w->mbconv[i].conv1) || !conv_bn_ok(&w->mbconv[i].conv2) ||
+            !conv_bn_ok(&w->mbconv[i].conv3))
+            return sam_error(err, "tinyvit_encoder: weights of MBConv block %d missing", i);
+    for (int s = 0; s + 1 < TINYVIT_STAGES; s++)
+        if (!conv_bn_ok(&w->merge[s].conv1) || !conv_bn_ok(&w->merge[s].conv2) ||
+            !conv_bn_ok(&w->merge[s].conv3))
+            return sam_error(err, "tinyvit_encoder: weights of patch merging %d missing", s);
+    for (int s = 1; s < TINYVIT_STAGES; s++)
+        for (int i = 0; i < c->tv_depths[s]; i++) {
+            const TinyVitBlockWeights *b = &w->blocks[s][i];
+            if (!b->attention_biases || !b->attn_norm.weight || !b->attn_norm.bias ||
+                !b->qkv.weight || !b->proj.weight || !b->mlp_norm.weight || !b->fc1.weight ||
+                !b->fc2.weight || !conv_bn_ok(&b->local_conv))
+                return sam_error(err, "tinyvit_encoder: weights of stage %d block %d missing", s, i);
+        }
+    return 0;
+}
+
+int tinyvit_encoder_forward(float *embedding, const float *image, const TinyVitEncoderWeights *w,
+                            const SamConfig *c, Arena *scratch, SamProgressFn progress,
+                            void *progress_user, SamError *err) {
+    if (!embedding || !image || !w || !c || !scratch)
+        return sam_error(err, "tinyvit_encoder: NULL argument");
+    if (tinyvit_check_config(c, err) != 0 || tinyvit_check_weights(w, c, err) != 0) return -1;
+    TinyVitPlan plan;
+    tinyvit_plan(c, &plan);
+    const size_t mark = arena_mark(scratch);
+    TinyVitBuffers buf;
+    buf.x = arena_floats(scratch, plan.x);
+    buf.a = arena_floats(scratch, plan.a);
+    buf.b = arena_floats(scratch, plan.b);
+    buf.band = arena_floats(scratch, plan.band);
+    buf.cols = arena_floats(scratch, plan.cols);
+    buf.dw = arena_floats(scratch, plan.dw);
+    buf.pad_qkv = arena_floats(scratch, plan.pad_qkv);
+    buf.win_qkv = arena_floats(scratch, plan.win_qkv);
+    buf.win_out = arena_floats(scratch, plan.win_out);
+    buf.scores = arena_floats(scratch, plan.scores);
+    buf.bias = arena_floats(scratch, plan.bias);
+    if (!buf.x || !buf.a || !buf.b || !buf.band || !buf.cols || !buf.dw || !buf.pad_qkv || !buf.win_qkv ||
+        !buf.win_out || !buf.scores || !buf.bias) {
+        const size_t avail = (scratch->capacity - mark) / sizeof(float);
+        arena_reset(scratch, mark);
+        return sam_error(err, "tinyvit_encoder: scratch arena too small: needs %zu floats, %zu available",
+                         tinyvit_encoder_scratch_floats(c), avail);
+    }
+
+    const int total = TINYVIT_PROGRESS_STEPS;
+    const int *dims = c->tv_dims, *res = c->tv_res;
+    patch_embed_forward(buf.x, image, w, c, &buf);
+    for (int s = 0; s < TINYVIT_STAGES; s++) {
+        for (int i = 0; i < c->tv_depths[s]; i++) {
+            if (s == 0)
+                mbconv_forward(buf.x, &w->mbconv[i], res[0], dims[0], c->tv_mbconv_hidden, &buf);
+            else
+                tinyvit_block_forward(buf.x, &w->blocks[s][i], res[s], dims[s], c->tv_heads[s],
+                                      c->tv_windows[s], c->tv_mlp[s], &buf);
+        }
+        if (s + 1 < TINYVIT_STAGES)
+            patch_merging_forward(buf.x, &w->merge[s], res[s], dims[s], dims[s + 1],
+                                  c->tv_merge_stride[s], &buf);
+        if (progress) progress(progress_user, s + 1, total);
+    }
+    neck_forward(embedding, buf.x, w, c->grid, dims[TINYVIT_STAGES - 1], c->out_chans, &buf);
+    if (progress) progress(progress_user, total, total);
+    arena_reset(scratch, mark);
+    return 0;
+}

@@ -1,0 +1,43 @@
+// MobileSAM's image encoder (model type "vit_t"): TinyViT as in
+// ChaoningZhang/MobileSAM mobile_sam/modeling/tiny_vit_sam.py, built by
+// build_sam.py build_sam_vit_t: a convolutional stem, an MBConv stage, patch
+// merging, three stages of TinyViT blocks (windowed attention with learned
+// attention biases, a depthwise local convolution, an MLP), and SAM's neck.
+#ifndef SAM_MODEL_TINYVIT_ENCODER_H
+#define SAM_MODEL_TINYVIT_ENCODER_H
+
+#include <stddef.h>
+
+#include "../common/arena.h"
+#include "../common/error.h"
+#include "config.h"
+#include "weights.h"
+
+#ifndef SAM_PROGRESS_FN_DEFINED
+#define SAM_PROGRESS_FN_DEFINED
+typedef void (*SamProgressFn)(void *user, int done, int total);
+#endif
+
+// Progress steps of tinyvit_encoder_forward: stem + MBConv stage, stages 1-3, neck.
+#define TINYVIT_PROGRESS_STEPS (TINYVIT_STAGES + 1)
+
+// Folds every Conv2d_BN's BatchNorm (eval: running statistics, eps 1e-5) into
+// its convolution, in place in the model's weight buffer: the conv weight is
+// scaled by gamma / sqrt(var + eps) per output channel and the bn.bias slot
+// becomes beta - mean * gamma / sqrt(var + eps) (ConvBnWeights.bias). Called
+// once by the loader right after binding; the checkpoint (and so `sam
+// convert`'s output) keeps the unfolded official tensors.
+void tinyvit_fold_batchnorm(TinyVitEncoderWeights *w, const SamConfig *cfg);
+
+// Floats of scratch tinyvit_encoder_forward takes from the arena (0 when the
+// config is not a valid TinyViT one).
+size_t tinyvit_encoder_scratch_floats(const SamConfig *cfg);
+
+// image: (3, 1024, 1024), normalised and zero-padded, channel-major.
+// embedding: (out_chans, 64, 64). progress (may be NULL) is called after each
+// of the TINYVIT_PROGRESS_STEPS steps. Returns 0, or -1 with err set.
+int tinyvit_encoder_forward(float *embedding, const float *image, const TinyVitEncoderWeights *w,
+                            const SamConfig *cfg, Arena *scratch, SamProgressFn progress,
+                            void *progress_user, SamError *err);
+
+#endif
