@@ -17,11 +17,11 @@
 //            batches of 64 points, predict_torch with full-size logits), its decode time
 // Before the table, every runtime's records are checked against native's: the same number of
 // masks, each matched at IoU > 0.95. A failed check makes the exit status 1.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { once, runOk } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'build');
@@ -32,21 +32,7 @@ const SETTINGS = {
   low: ['--pred-iou-thresh', '0', '--stability-score-thresh', '0.05'],
 };
 
-function runOk(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 28, ...opts });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
 
-function once(file, make) {
-  if (!fs.existsSync(file)) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const tmp = `${file}.partial-${process.pid}${path.extname(file)}`;
-    make(tmp);
-    fs.renameSync(tmp, file);
-  }
-  return file;
-}
 
 function fixtures() {
   const sam = path.join(BUILD, 'sam');

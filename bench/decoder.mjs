@@ -38,6 +38,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs, runOk, once, summarize, timeLoop } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'build');
@@ -57,46 +58,10 @@ const OURS = ['ours-wasm-node', 'ours-native'];   // ratio columns
 // ---------------------------------------------------------------------------------------------
 // small helpers
 
-function parseArgs(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    if (!argv[i].startsWith('--')) throw new Error(`unexpected argument ${argv[i]}`);
-    const key = argv[i].slice(2);
-    const next = argv[i + 1];
-    if (next === undefined || next.startsWith('--')) out[key] = true;
-    else { out[key] = next; i++; }
-  }
-  return out;
-}
 
-function runOk(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
-  if (r.error) throw r.error;
-  if (r.status !== 0) {
-    throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`.trim());
-  }
-  return r;
-}
 
-// Makes `file` with make(partialPath) unless it exists (atomic rename; keeps the extension last).
-function once(file, make) {
-  if (fs.existsSync(file)) return file;
-  const ext = path.extname(file);
-  const partial = `${file.slice(0, -ext.length)}.partial-${process.pid}${ext}`;
-  make(partial);
-  fs.renameSync(partial, file);
-  return file;
-}
 
-function median(sorted) {
-  const n = sorted.length;
-  return n % 2 ? sorted[n >> 1] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
-}
 
-function summarize(times) {
-  const s = [...times].sort((a, b) => a - b);
-  return { n: s.length, median_ms: median(s), min_ms: s[0], mean_ms: s.reduce((a, b) => a + b, 0) / s.length };
-}
 
 // .npy (version 1.0, C order) of uint8 values.
 function writeNpyU8(file, shape, data) {
@@ -175,16 +140,6 @@ function fixtures() {
 // Each returns an array of results {runtime, n, median_ms, min_ms, mean_ms, scores, masks
 // (file of the uint8 masks (3, h, w) of the first prediction), info, stages}.
 
-async function timeLoop(ctx, fn) {
-  for (let i = 0; i < ctx.warmup; i++) await fn();
-  const times = [];
-  for (let i = 0; i < ctx.n; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  return summarize(times);
-}
 
 // Median of each stage over the timed predictions ({prompt, transformer,
 // upscale, postprocess} ms, web/sam.js stageMs).

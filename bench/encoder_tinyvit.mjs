@@ -29,6 +29,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs, runOk, once, timeLoop } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'build');
@@ -41,49 +42,10 @@ const PEERS = ['ours-wasm-node', 'ours-native', 'ort-web-node', 'ort-node', 'pyt
 const OURS = ['ours-wasm-node', 'ours-native'];
 const PIXEL_MEAN = [123.675, 116.28, 103.53], PIXEL_STD = [58.395, 57.12, 57.375];
 
-function parseArgs(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    if (!argv[i].startsWith('--')) throw new Error(`unexpected argument ${argv[i]}`);
-    const next = argv[i + 1];
-    if (next === undefined || next.startsWith('--')) out[argv[i].slice(2)] = true;
-    else { out[argv[i].slice(2)] = next; i++; }
-  }
-  return out;
-}
 
-function runOk(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
-  if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`.trim());
-  return r;
-}
 
-function once(file, make) {
-  if (fs.existsSync(file)) return file;
-  const ext = path.extname(file);
-  const partial = `${file.slice(0, -ext.length)}.partial-${process.pid}${ext}`;
-  make(partial);
-  fs.renameSync(partial, file);
-  return file;
-}
 
-function summarize(times) {
-  const s = [...times].sort((a, b) => a - b), n = s.length;
-  const median = n % 2 ? s[n >> 1] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-  return { n, median_ms: median, min_ms: s[0], mean_ms: s.reduce((a, b) => a + b, 0) / n };
-}
 
-async function timeLoop(ctx, fn) {
-  for (let i = 0; i < ctx.warmup; i++) await fn();
-  const times = [];
-  for (let i = 0; i < ctx.n; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  return summarize(times);
-}
 
 // Multiply-adds of MobileSAM's encoder (tiny_vit_sam.py) for a 1024 input, official config:
 // convs, linears, window attention (padded windows) and the neck.

@@ -20,40 +20,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "sam.h"
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void die(const char *fmt, const char *arg) {
-    fprintf(stderr, "decode_bench: ");
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static uint8_t *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) die("cannot open %s", path);
-    if (fseek(f, 0, SEEK_END) != 0) die("cannot seek %s", path);
-    long n = ftell(f);
-    if (n < 0) die("cannot size %s", path);
-    rewind(f);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf) die("out of memory reading %s", path);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) die("cannot read %s", path);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 // Writes a C-order .npy (version 1.0) with the given dtype descr and shape.
 static void write_npy(const char *path, const char *descr, const int *shape, int ndim,
@@ -85,6 +54,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+    bench_program = "decode_bench";
     const char *model_path = NULL, *emb_path = NULL, *out_masks = NULL, *out_logits = NULL;
     float xy[2] = {0, 0};
     int label = 1, have_point = 0, n = 30, warmup = 3, multimask = 1;

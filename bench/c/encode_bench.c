@@ -19,40 +19,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "sam.h"
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void die(const char *fmt, const char *arg) {
-    fprintf(stderr, "encode_bench: ");
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static uint8_t *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) die("cannot open %s", path);
-    if (fseek(f, 0, SEEK_END) != 0) die("cannot seek %s", path);
-    long n = ftell(f);
-    if (n < 0) die("cannot size %s", path);
-    rewind(f);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf) die("out of memory reading %s", path);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) die("cannot read %s", path);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 static void usage(void) {
     fputs("usage: encode_bench --model M --rgb IMAGE.rgb --size WxH [--n 5] [--warmup 1]\n"
@@ -62,6 +31,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+    bench_program = "encode_bench";
     const char *model_path = NULL, *rgb_path = NULL, *out_emb = NULL;
     int width = 0, height = 0, n = 5, warmup = 1;
     for (int i = 1; i + 1 < argc; i += 2) {

@@ -21,6 +21,20 @@ SAM_MULTIVERSION static void add_to(float *dst, const float *a, const float *b, 
     for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
 }
 
+// keys + key_pe, the image side of a token-to-image attention: packed for
+// the GEMMs straight from the sum when the rearranged form runs (returned),
+// else formed in k_pe (NULL returned).
+static const GemmPackedB *keys_plus_pe(int pack, GemmPackedB *packed, float *pack_buffer,
+                                       float *k_pe, const float *keys, const float *key_pe, int N,
+                                       int D) {
+    if (pack) {
+        gemm_pack_b_sum(packed, pack_buffer, keys, key_pe, D, N, D);
+        return packed;
+    }
+    add_to(k_pe, keys, key_pe, (size_t)N * D);
+    return NULL;
+}
+
 // norm4 of a block applied with precomputed row statistics to the keys (N,
 // D), and its effect on their projection rows (N, E) (KeysProjection).
 SAM_MULTIVERSION static void normalize_with_projection(float *keys, float *rows, const float *mean,
@@ -90,7 +104,7 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
     const int fold = path == DECODER_PATH_FAST;
     // keys + key_pe is only needed packed when the rearranged attentions run.
     const int pack_k_pe = fold && attention_folding_pays(T, cross);
-    const size_t td = (size_t)T * D, nd = (size_t)N * D;
+    const size_t td = (size_t)T * D;
     TwoWaySizes sz;
     two_way_sizes(&sz, cfg, T, N);
     const size_t mark = arena_mark(scratch);
@@ -137,12 +151,10 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
             // keys + key_pe is the right operand of two products (the scores
             // of this attention and of the image-to-token one) when the
             // rearranged forms are used: packed once, straight from the sum.
-            if (pack_k_pe)
-                gemm_pack_b_sum(&k_pe_packed, k_pe_pack, keys, key_pe, D, N, D);
-            else
-                add_to(k_pe, keys, key_pe, nd);
-            attention_to_image(attn_out, q_pe, k_pe, pack_k_pe ? &k_pe_packed : NULL, keys, T, N,
-                               cross, &b->cross_attn_token_to_image, fold, attn);
+            const GemmPackedB *k_packed =
+                keys_plus_pe(pack_k_pe, &k_pe_packed, k_pe_pack, k_pe, keys, key_pe, N, D);
+            attention_to_image(attn_out, q_pe, k_pe, k_packed, keys, T, N, cross,
+                               &b->cross_attn_token_to_image, fold, attn);
         }
         add_inplace(queries, attn_out, td);
         layernorm_rows(queries, queries, b->norm2.weight, b->norm2.bias, T, D, DECODER_LN_EPS);
@@ -189,13 +201,10 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
         const int row = T_out < T ? out_rows[j] : j;
         add_to(q_pe + (size_t)j * D, queries + (size_t)row * D, query_pe + (size_t)row * D, (size_t)D);
     }
-    const int pack_final = fold && attention_folding_pays(T_out, cross);
-    if (pack_final)
-        gemm_pack_b_sum(&k_pe_packed, k_pe_pack, keys, key_pe, D, N, D);
-    else
-        add_to(k_pe, keys, key_pe, nd);
-    attention_to_image(attn_out, q_pe, k_pe, pack_final ? &k_pe_packed : NULL, keys, T_out, N,
-                       cross, &w->final_attn_token_to_image, fold, attn);
+    const GemmPackedB *k_packed = keys_plus_pe(fold && attention_folding_pays(T_out, cross),
+                                               &k_pe_packed, k_pe_pack, k_pe, keys, key_pe, N, D);
+    attention_to_image(attn_out, q_pe, k_pe, k_packed, keys, T_out, N, cross,
+                       &w->final_attn_token_to_image, fold, attn);
     for (int j = 0; j < T_out; j++) {
         float *row = queries + (size_t)(T_out < T ? out_rows[j] : j) * D;
         add_inplace(row, attn_out + (size_t)j * D, (size_t)D);

@@ -1,0 +1,59 @@
+// Helpers shared by the benchmark scripts (bench/*.mjs): arguments, child
+// processes, cached fixtures, timing loops and their summaries.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+// --key value / --flag arguments into an object.
+export function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    if (!argv[i].startsWith('--')) throw new Error(`unexpected argument ${argv[i]}`);
+    const key = argv[i].slice(2);
+    const next = argv[i + 1];
+    if (next === undefined || next.startsWith('--')) out[key] = true;
+    else { out[key] = next; i++; }
+  }
+  return out;
+}
+
+export function runOk(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
+  if (r.error) throw r.error;
+  if (r.status !== 0) {
+    throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`.trim());
+  }
+  return r;
+}
+
+// Makes `file` with make(partialPath) unless it exists (atomic rename; keeps the extension last).
+export function once(file, make) {
+  if (fs.existsSync(file)) return file;
+  const ext = path.extname(file);
+  const partial = `${file.slice(0, -ext.length)}.partial-${process.pid}${ext}`;
+  make(partial);
+  fs.renameSync(partial, file);
+  return file;
+}
+
+export function median(sorted) {
+  const n = sorted.length;
+  return n % 2 ? sorted[n >> 1] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+}
+
+export function summarize(times) {
+  const s = [...times].sort((a, b) => a - b);
+  return { n: s.length, median_ms: median(s), min_ms: s[0], mean_ms: s.reduce((a, b) => a + b, 0) / s.length };
+}
+
+// ctx.warmup untimed calls of fn, then ctx.n timed ones.
+export async function timeLoop(ctx, fn) {
+  for (let i = 0; i < ctx.warmup; i++) await fn();
+  const times = [];
+  for (let i = 0; i < ctx.n; i++) {
+    const t = performance.now();
+    await fn();
+    times.push(performance.now() - t);
+  }
+  return summarize(times);
+}
