@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
+import { checkpoint } from './fixtures.mjs';
 import { ROOT } from './helpers.mjs';
 import { findObject, measureOverlay } from './e2e_page.mjs';
 
@@ -320,6 +321,43 @@ test('<sam-segmenter> custom element: ready, click, mask event', { timeout: 300_
   const foreign = requests.filter((u) => !u.startsWith(origin + '/') && !/^(blob|data):/.test(u));
   assert.deepEqual(foreign, [], 'requests outside the page origin');
   assert.deepEqual(problems, []);
+});
+
+test('browser demo: a MobileSAM checkpoint chosen by the user embeds the image in the tab, with progress', { timeout: 300_000 }, async (t) => {
+  checkPrerequisites();
+  const { chromium } = await import('playwright-core');
+  // Random weights in the layout of mobile_sam.pt (the official file cannot be downloaded here).
+  const mobile = checkpoint('vit_t');
+  const server = await startServer();
+  t.after(() => server.stop());
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  await page.goto(server.url);
+  await page.waitForFunction(() => ['ready', 'error', 'needs-model'].includes(document.body.dataset.state),
+    null, { timeout: 300_000, polling: 200 });
+  // Record the progress box's text while the model loads and the image is encoded.
+  await page.evaluate(() => {
+    window.__progress = new Set();
+    const detail = document.getElementById('busy-detail');
+    new MutationObserver(() => window.__progress.add(detail.textContent)).observe(detail, { childList: true, characterData: true, subtree: true });
+  });
+  const t0 = Date.now();
+  await page.setInputFiles('#file-model', mobile);
+  await page.waitForFunction(() => /vit_t/.test(document.getElementById('model-info').textContent), null, { timeout: 120_000 });
+  await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 240_000, polling: 200 });
+  const status = await page.textContent('#status');
+  t.diagnostic(`MobileSAM loaded and the sample embedded in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${status}`);
+  assert.match(status, /Ready \(embedding in/);
+  const progress = await page.evaluate(() => [...window.__progress]);
+  assert.ok(progress.some((p) => /Image encoder steps/.test(p)), `no encoder progress shown: ${JSON.stringify(progress)}`);
+  // A click decodes against the TinyViT embedding.
+  const box = await page.locator('#prompt-layer').boundingBox();
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  await page.waitForFunction(() => document.querySelectorAll('#candidates .candidate').length > 0, null, { timeout: 30_000 });
+  assert.deepEqual(problems, [], 'errors in the page');
 });
 
 test('demo without its model asks for one and says where the official ones are', { timeout: 120_000 }, async (t) => {
