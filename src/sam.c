@@ -452,6 +452,8 @@ static int check_prompt(const SamPrompt *p, const SamConfig *c, SamError *err) {
         return sam_error(err, "prompt has %d points; at most %d are supported", p->n_points, SAM_MAX_POINTS);
     if (p->n_points == 0 && !p->box && !p->mask_input)
         return sam_error(err, "empty prompt: give at least a point, a box or a mask input");
+    if (p->output < SAM_OUTPUT_ALL || p->output > SAM_OUTPUT_LOW_RES)
+        return sam_error(err, "unknown output selection %d (0 all, 1 best, 2 low-res only)", (int)p->output);
     for (int i = 0; i < p->n_points; i++) {
         if (!isfinite(p->points[2 * i]) || !isfinite(p->points[2 * i + 1]))
             return sam_error(err, "point %d has a non-finite coordinate (%g, %g)", i, p->points[2 * i],

@@ -150,11 +150,6 @@ EMSCRIPTEN_KEEPALIVE SamMasks *samw_predict(SamModel *m, const SamImage *img, co
     const SamPrompt prompt = {.points = points, .labels = labels, .n_points = n_points,
                               .box = box, .mask_input = mask_input, .multimask = multimask,
                               .output = (SamOutput)output};
-    if (output < SAM_OUTPUT_ALL || output > SAM_OUTPUT_LOW_RES) {
-        free(masks);
-        sam_error(&last_error, "unknown output selection %d", output);
-        return NULL;
-    }
     if (sam_predict(m, img, &prompt, masks, &last_error)) {
         free(masks);
         return NULL;
