@@ -18,6 +18,7 @@
 #include "common/arena.h"
 #include "common/clock.h"
 #include "common/half.h"
+#include "common/thread_pool.h"
 #include "image/transforms.h"
 #include "model/mask_decoder.h"
 #include "model/prompt_encoder.h"
@@ -39,6 +40,8 @@ struct SamModel {
     size_t post_capacity;
     char type[32];
     char id[160];
+    int threads;       // sam_model_set_threads; 0: online cores
+    ThreadPool *pool;  // the encoder's, started by the first encode with threads > 1
 };
 
 struct SamImage {
@@ -216,7 +219,23 @@ void sam_model_free(SamModel *m) {
     mask_decoder_plan_free(&m->decoder_plan);
     free(m->post_buffer);
     arena_free(&m->decode_arena);
+    thread_pool_destroy(m->pool);
     free(m);
+}
+
+int sam_model_set_threads(SamModel *m, int n) {
+    if (n > THREAD_POOL_MAX_THREADS) return -1;
+    if (n < 0) n = 0;
+    if (n != m->threads) {
+        thread_pool_destroy(m->pool);
+        m->pool = NULL;
+        m->threads = n;
+    }
+    return 0;
+}
+
+int sam_model_threads(const SamModel *m) {
+    return m->threads > 0 ? m->threads : thread_pool_online_cores();
 }
 
 const SamConfig *sam_model_config(const SamModel *m) { return &m->cfg; }
@@ -303,8 +322,12 @@ int sam_image_encode(SamModel *m, const uint8_t *rgb, int width, int height,
     const size_t tmp_bytes = (size_t)rw * height * 3;
     Arena arena;
     const int tiny = c->encoder_kind == SAM_ENCODER_TINYVIT;  // MobileSAM
+    // The pool, started on first use; without it (1 thread, or no thread
+    // could be started) the encoder runs on the caller alone.
+    if (!m->pool && sam_model_threads(m) > 1) m->pool = thread_pool_create(sam_model_threads(m));
+    const int threads = thread_pool_threads(m->pool);
     const size_t encoder_floats =
-        tiny ? tinyvit_encoder_scratch_floats(c) : vit_encoder_scratch_floats(c);
+        tiny ? tinyvit_encoder_scratch_floats(c, threads) : vit_encoder_scratch_floats(c, threads);
     size_t need = input_floats * sizeof(float) + resized_bytes + tmp_bytes + 3 * 64 +
                   encoder_floats * sizeof(float);
     if (arena_init(&arena, need)) {
@@ -320,10 +343,12 @@ int sam_image_encode(SamModel *m, const uint8_t *rgb, int width, int height,
         resize_pil_bilinear_rgb(resized, rw, rh, rgb, width, height, tmp);
     }
     normalize_pad_image(input, resized, rh, rw, c->img_size);
+    ThreadPool *previous = thread_pool_bind(m->pool);
     int rc = tiny ? tinyvit_encoder_forward(img->embedding, input, &m->weights.tinyvit, c, &arena,
                                             progress, progress_user, err)
                   : vit_encoder_forward(img->embedding, input, &m->weights.vit, c, &arena,
                                         progress, progress_user, err);
+    thread_pool_bind(previous);
     arena_free(&arena);
     if (!rc) rc = image_prepare_decoder(m, img, err);
     if (rc) {

@@ -52,6 +52,13 @@ const char *sam_model_type(const SamModel *model);
 // weights rounded to f16): embeddings carry it so that an embedding made by
 // another model is refused.
 const char *sam_model_id(const SamModel *model);
+// Threads of the image encoder (sam_image_encode): n <= 0 (the default) is
+// the number of online cores. The threads are started by the next encode and
+// sleep between kernels; results are bit-identical for any count. The WASM
+// build always uses one thread. Returns 0, or -1 if n exceeds 256.
+int sam_model_set_threads(SamModel *model, int n);
+// The thread count the next encode uses.
+int sam_model_threads(const SamModel *model);
 
 // Converts a checkpoint (.pth or .safetensors) into safetensors with the
 // official key names and __metadata__ naming the model type and config.

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { checkpoint, image, safetensors } from './fixtures.mjs';
-import { readNpy, run, runOk, SAM, tmpDir } from './helpers.mjs';
+import { BUILD, readNpy, ROOT, run, runOk, SAM, tmpDir } from './helpers.mjs';
 
 // f16 weights round each parameter by up to 2^-11 relative; through the
 // encoder and decoder that moves logits by ~1e-3 relative on random weights.
@@ -103,6 +103,40 @@ describe('sam CLI', () => {
     const r = run(SAM, ['predict', '--model', pth, '--image', img, '--point', '-20,500,1', '--out', path.join(dir, 'outside')]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /outside/);
+  });
+
+  // Threads split independent blocks of work only: each output element gets
+  // the same operations in the same order, so the bytes cannot differ.
+  test('--threads 1, 2 and 3 give bit-identical embeddings (ViT and MobileSAM)', () => {
+    for (const [name, model, im] of [['vit', pth, img], ['vit_t', checkpoint('vit_t'), image(300, 200, 21)]]) {
+      const bytes = [1, 2, 3].map((threads) => {
+        const out = path.join(dir, `threads-${name}-${threads}.safetensors`);
+        runOk(SAM, ['encode', '--model', model, '--image', im, '--out', out, '--threads', String(threads)]);
+        return fs.readFileSync(out);
+      });
+      assert.ok(bytes[0].equals(bytes[1]), `${name}: 1 vs 2 threads`);
+      assert.ok(bytes[0].equals(bytes[2]), `${name}: 1 vs 3 threads`);
+    }
+  });
+
+  test('sam_model_set_threads: default, limits, same bytes when changed between encodes', () => {
+    const builds = [BUILD, path.join(ROOT, 'build/asan')].filter((dir) => fs.existsSync(path.join(dir, 'tests', 'test_threads_api')));
+    for (const dir of builds) for (const model of [pth, checkpoint('vit_t')]) {
+      const { stdout } = runOk(path.join(dir, 'tests', 'test_threads_api'), [model]);
+      const m = /(\d+) passed, (\d+) failed/.exec(stdout);
+      assert.ok(m && Number(m[2]) === 0 && Number(m[1]) > 0, `${dir} ${model}\n${stdout}`);
+    }
+  });
+
+  test('--threads takes an integer from 1 to 256', () => {
+    for (const bad of ['0', '-1', '257', 'two', '1.5', '']) {
+      const r = run(SAM, ['encode', '--model', pth, '--image', img, '--out', path.join(dir, 'bad.safetensors'), '--threads', bad]);
+      assert.equal(r.status, 1, `--threads '${bad}'`);
+      assert.match(r.stderr, /--threads must be an integer from 1 to 256/);
+    }
+    const r = run(SAM, ['everything', '--model', pth, '--image', img, '--out', path.join(dir, 'bad.json'), '--threads', '0']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--threads must be an integer from 1 to 256/);
   });
 
   test('grey and RGBA images are read as RGB', () => {

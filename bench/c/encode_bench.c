@@ -6,11 +6,13 @@
 // per-image state.
 //
 //   build/bench/encode_bench --model M --rgb IMAGE.rgb --size WxH [--n 5] [--warmup 1]
-//       [--out-embedding E.safetensors]
+//       [--threads 1] [--out-embedding E.safetensors]
 //
 // IMAGE.rgb holds W * H * 3 bytes (RGB, row-major). JSON: {"runtime", "n",
 // "warmup", "median_ms", "min_ms", "mean_ms", "load_ms", "type"}.
 // --out-embedding writes the first embedding (float32) for checks.
+// --threads: encoder threads (sam_model_set_threads); 1 by default, as the
+// one-thread peers of bench/*.mjs; 0 is the library's default (online cores).
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -25,7 +27,7 @@
 
 static void usage(void) {
     fputs("usage: encode_bench --model M --rgb IMAGE.rgb --size WxH [--n 5] [--warmup 1]\n"
-          "           [--out-embedding E.safetensors]\n",
+          "           [--threads 1] [--out-embedding E.safetensors]\n",
           stderr);
     exit(2);
 }
@@ -33,7 +35,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     bench_program = "encode_bench";
     const char *model_path = NULL, *rgb_path = NULL, *out_emb = NULL;
-    int width = 0, height = 0, n = 5, warmup = 1;
+    int width = 0, height = 0, n = 5, warmup = 1, threads = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "--model")) model_path = v;
@@ -41,6 +43,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--out-embedding")) out_emb = v;
         else if (!strcmp(a, "--n")) n = atoi(v);
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--size")) {
             if (sscanf(v, "%dx%d", &width, &height) != 2) die("--size wants WxH, got %s", v);
         } else usage();
@@ -55,6 +58,7 @@ int main(int argc, char **argv) {
     SamModel *model = NULL;
     double t0 = now_ms();
     if (sam_model_load_file(&model, model_path, &err)) die("%s", err.message);
+    if (sam_model_set_threads(model, threads)) die("%s", "--threads: at most 256");
     double load_ms = now_ms() - t0;
 
     double *times = malloc(sizeof(double) * (size_t)n);
@@ -82,8 +86,8 @@ int main(int argc, char **argv) {
     qsort(times, (size_t)n, sizeof *times, cmp_double);
     const double median = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
     printf("{\"runtime\":\"ours-native\",\"n\":%d,\"warmup\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,"
-           "\"mean_ms\":%.3f,\"load_ms\":%.3f,\"type\":\"%s\"}\n",
-           n, warmup, median, times[0], sum / n, load_ms, sam_model_type(model));
+           "\"mean_ms\":%.3f,\"load_ms\":%.3f,\"type\":\"%s\",\"threads\":%d}\n",
+           n, warmup, median, times[0], sum / n, load_ms, sam_model_type(model), sam_model_threads(model));
     free(times);
     free(rgb);
     sam_model_free(model);

@@ -6,7 +6,7 @@
 //       [--box-nms-thresh F] [--crop-n-layers N] [--crop-nms-thresh F]
 //       [--crop-overlap-ratio F] [--crop-n-points-downscale-factor N]
 //       [--min-mask-region-area N] [--output-mode binary_mask|uncompressed_rle|coco_rle]
-//       [--png-dir DIR] [--point-grids GRIDS.json (instead of --points-per-side)]
+//       [--png-dir DIR] [--point-grids GRIDS.json (instead of --points-per-side)] [--threads N]
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -21,6 +21,7 @@
 #include "sam.h"
 
 int cmd_everything(int argc, char **argv);
+int cli_parse_threads(const char *v, int *threads);  // main.c: --threads N
 
 static int everything_fail(const char *fmt, const char *arg) {
     fprintf(stderr, "sam: error: ");
@@ -246,7 +247,7 @@ static int report_batch(void *user, int done, int total, const AmgMask *masks, i
 int cmd_everything(int argc, char **argv) {
     const char *model_path = NULL, *image_path = NULL, *emb_path = NULL, *out = NULL, *png_dir = NULL;
     const char *grids_path = NULL;
-    int side_given = 0;
+    int side_given = 0, threads = 0;
     int mode = MODE_BINARY;
     AmgOptions o;
     amg_options_default(&o);
@@ -261,6 +262,10 @@ int cmd_everything(int argc, char **argv) {
         else if (strcmp(a, "--embedding") == 0) emb_path = v;
         else if (strcmp(a, "--out") == 0) out = v;
         else if (strcmp(a, "--png-dir") == 0) png_dir = v;
+        else if (strcmp(a, "--threads") == 0) {
+            if (cli_parse_threads(v, &threads))
+                return everything_fail("--threads must be an integer from 1 to 256, got '%s'", v);
+        }
         else if (strcmp(a, "--points-per-side") == 0) {
             bad = parse_int_arg(a, v, 1, 1024, &o.points_per_side);
             side_given = 1;
@@ -314,6 +319,7 @@ int cmd_everything(int argc, char **argv) {
         everything_fail("%s", err.message);
         goto done;
     }
+    sam_model_set_threads(model, threads);
     if (image_path) {
         if (image_load_rgb(image_path, &rgb, &w, &h, &err)) {
             everything_fail("%s", err.message);

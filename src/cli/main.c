@@ -1,9 +1,9 @@
 // build/sam: the command-line front end. Only this file prints and exits.
 //   sam convert IN OUT.safetensors [--dtype f32|f16]
-//   sam encode --model M --image IMG --out EMB.safetensors [--dtype f32|f16]
+//   sam encode --model M --image IMG --out EMB.safetensors [--dtype f32|f16] [--threads N]
 //   sam predict --model M (--image IMG | --embedding EMB) [--point X,Y,L]...
 //               [--box X0,Y0,X1,Y1] [--mask-input LOGITS.npy [--mask-index K]]
-//               [--multimask | --single] --out DIR
+//               [--multimask | --single] [--threads N] --out DIR
 //   sam info --model M
 //   sam everything --model M (--image IMG | --embedding EMB) --out OUT.json [options]
 #include <errno.h>
@@ -19,14 +19,15 @@
 #include "sam.h"
 
 int cmd_everything(int argc, char **argv);  // everything.c: the automatic mask generator
+int cli_parse_threads(const char *v, int *threads);  // --threads N, 1..256
 
 static const char USAGE[] =
     "usage:\n"
     "  sam convert IN.pth|IN.safetensors OUT.safetensors [--dtype f32|f16]\n"
-    "  sam encode --model M --image IMG --out EMB.safetensors [--dtype f32|f16]\n"
+    "  sam encode --model M --image IMG --out EMB.safetensors [--dtype f32|f16] [--threads N]\n"
     "  sam predict --model M (--image IMG | --embedding EMB) [--point X,Y,LABEL]...\n"
     "              [--box X0,Y0,X1,Y1] [--mask-input LOGITS.npy [--mask-index K]]\n"
-    "              [--multimask | --single] --out DIR\n"
+    "              [--multimask | --single] [--threads N] --out DIR\n"
     "  sam info --model M\n"
     "  sam everything --model M (--image IMG | --embedding EMB) --out OUT.json\n"
     "              [--points-per-side N] [--points-per-batch N] [--pred-iou-thresh F]\n"
@@ -34,7 +35,8 @@ static const char USAGE[] =
     "              [--crop-n-layers N] [--crop-nms-thresh F] [--crop-overlap-ratio F]\n"
     "              [--crop-n-points-downscale-factor N] [--min-mask-region-area N]\n"
     "              [--output-mode binary_mask|uncompressed_rle|coco_rle] [--png-dir DIR]\n"
-    "              [--point-grids GRIDS.json (instead of --points-per-side)]\n"
+    "              [--point-grids GRIDS.json (instead of --points-per-side)] [--threads N]\n"
+    "--threads N: image encoder threads (default: the number of online cores).\n"
     "Coordinates are pixels of the original image; LABEL 1 is foreground, 0 background.\n"
     "Models: official SAM checkpoints (sam_vit_b_01ec64.pth, ...) or converted .safetensors.\n";
 
@@ -132,6 +134,7 @@ typedef struct Options {
     float box[4];
     int has_box;
     int multimask;  // -1: default as the official notebook
+    int threads;    // 0: online cores
 } Options;
 
 static int parse_options(int argc, char **argv, Options *o) {
@@ -157,6 +160,9 @@ static int parse_options(int argc, char **argv, Options *o) {
             long k = strtol(v, &end, 10);
             if (*end || k < 0 || k > 64) return fail("--mask-index must be a small integer, got '%s'", v);
             o->mask_index = (int)k;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (cli_parse_threads(v, &o->threads))
+                return fail("--threads must be an integer from 1 to 256, got '%s'", v);
         } else if (strcmp(a, "--dtype") == 0) {
             if (parse_dtype(v, &o->dtype)) return fail("--dtype must be f32 or f16, got '%s'", v);
         } else if (strcmp(a, "--point") == 0) {
@@ -180,10 +186,21 @@ static int parse_options(int argc, char **argv, Options *o) {
     return 0;
 }
 
-static int load_model(const char *path, SamModel **model) {
+// --threads N: 1..256 (shared with everything.c).
+int cli_parse_threads(const char *v, int *threads) {
+    char *end;
+    errno = 0;
+    const long n = strtol(v, &end, 10);
+    if (end == v || *end || errno || n < 1 || n > 256) return -1;
+    *threads = (int)n;
+    return 0;
+}
+
+static int load_model(const char *path, int threads, SamModel **model) {
     SamError err;
     if (!path) return fail("%s", "--model is required");
     if (sam_model_load_file(model, path, &err)) return fail_err(&err);
+    sam_model_set_threads(*model, threads);
     return 0;
 }
 
@@ -204,7 +221,7 @@ static int cmd_encode(int argc, char **argv) {
     if (parse_options(argc, argv, &o)) return 1;
     if (!o.image || !o.out) return fail("%s", "encode needs --model, --image and --out");
     SamModel *model;
-    if (load_model(o.model, &model)) return 1;
+    if (load_model(o.model, o.threads, &model)) return 1;
     SamImage *image;
     if (encode_image(model, o.image, &image)) {
         sam_model_free(model);
@@ -342,7 +359,7 @@ static int cmd_predict(int argc, char **argv) {
     if (o.n_points == 0 && !o.has_box && !o.mask_input)
         return fail("%s", "predict needs a prompt: --point, --box or --mask-input");
     SamModel *model;
-    if (load_model(o.model, &model)) return 1;
+    if (load_model(o.model, o.threads, &model)) return 1;
     SamError err;
     SamImage *image = NULL;
     float *mask_input = NULL;
@@ -403,7 +420,7 @@ static int cmd_info(int argc, char **argv) {
     Options o;
     if (parse_options(argc, argv, &o)) return 1;
     SamModel *model;
-    if (load_model(o.model, &model)) return 1;
+    if (load_model(o.model, o.threads, &model)) return 1;
     const SamConfig *c = sam_model_config(model);
     printf("{\"model_type\":\"%s\",\"model_id\":\"%s\",\"img_size\":%d,\"patch_size\":%d,"
            "\"embed_dim\":%d,\"depth\":%d,\"num_heads\":%d,\"head_dim\":%d,\"mlp_dim\":%d,"

@@ -10,12 +10,17 @@
 //         for jr in nc step nr:    one B panel (kc x nr), reused from L1/L2
 //           for ir in mc step mr:  micro-kernel: mr x nr tile of C
 //
+// As implemented, B is packed whole first and the loops over pc, jr and ir
+// run inside a task per (ic, jc) block (or a range of its jr panels), so the
+// tasks can run on several threads (block_task), each packing A into its own
+// buffer. The k blocks of one C element still come in order.
 // The first k block applies beta to C; later ones accumulate (beta = 1).
 // Ragged tiles at the m and n edges are computed into a full temporary tile
 // (the packed panels are zero-padded) and combined with C element by element.
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "../common/thread_pool.h"
 #include "gemm_internal.h"
 #include "kernels.h"
 
@@ -109,10 +114,85 @@ static void scale_c(int m, int n, float beta, float *c, int ldc) {
     }
 }
 
+// The blocks of C are independent: task t computes rows [ic, ic + mc) x
+// columns [jc + jr0, jc + jr0 + jr_step) over every k block in order, packing
+// A into its thread's buffer, against B packed whole beforehand (the
+// gemm_blocked_pack_b layout). Each C element gets the same operations in
+// the same order whatever the split, so results do not depend on the threads.
+// One job per product keeps the workers' wake-up (tens of microseconds on a
+// sleeping condition variable) small against the work.
+typedef struct BlockJob {
+    const GemmVariant *v;
+    GemmPackRowsFn pack_rows_fn;
+    int trans_a;
+    const float *a;
+    int lda;
+    const float *b_pack;  // all of B, packed
+    float *c;
+    int ldc;
+    float alpha, beta;
+    int m, n, k, mc, nc, kc;
+    int ic_blocks, jr_step, jr_chunks;  // tasks: ic_blocks * jc blocks * jr_chunks
+    float *work;         // per thread: A block, then edge tile
+    size_t work_floats;  // per thread, a multiple of GEMM_ALIGN bytes
+    size_t a_floats;     // A block part of it, likewise
+} BlockJob;
+
+static void block_task(void *ctx, int task, int thread) {
+    const BlockJob *s = ctx;
+    const GemmVariant *v = s->v;
+    const int mr = v->mr, nr = v->nr, ldc = s->ldc, k = s->k;
+    const int chunk = task % s->jr_chunks, rest = task / s->jr_chunks;
+    const int ic = rest % s->ic_blocks * s->mc, jc = rest / s->ic_blocks * s->nc;
+    const int mb = imin(s->mc, s->m - ic), nb = imin(s->nc, s->n - jc);
+    const int jr0 = chunk * s->jr_step, jr1 = imin(jr0 + s->jr_step, nb);
+    if (jr0 >= nb) return;  // the last, narrower n block has fewer chunks
+    const int panel_cols = round_up(nb, nr);
+    const float *b_block = s->b_pack + (size_t)jc * k;  // earlier n blocks: nc * k each
+    float *a_pack = s->work + (size_t)thread * s->work_floats;
+    float *tile = a_pack + s->a_floats;
+    const float alpha = s->alpha;
+    for (int pc = 0; pc < k; pc += s->kc) {
+        const int kb = imin(s->kc, k - pc);
+        const float beta_k = pc == 0 ? s->beta : 1.0f;
+        if (s->trans_a)
+            pack_cols(a_pack, s->a + (size_t)pc * s->lda + ic, s->lda, mb, kb, mr);
+        else
+            s->pack_rows_fn(a_pack, s->a + (size_t)ic * s->lda + pc, s->lda, mb, kb, mr);
+        const float *b_pack = b_block + (size_t)panel_cols * pc;
+        for (int jr = jr0; jr < jr1; jr += nr) {
+            const int nt = imin(nr, nb - jr);
+            const float *bp = b_pack + (size_t)jr * kb;
+            for (int ir = 0; ir < mb; ir += mr) {
+                const int mt = imin(mr, mb - ir);
+                const float *ap = a_pack + (size_t)ir * kb;
+                float *ct = s->c + (size_t)(ic + ir) * ldc + jc + jr;
+                if (mt == mr && nt == nr) {
+                    v->kernel(kb, ap, bp, ct, ldc, alpha, beta_k);
+                    continue;
+                }
+                v->kernel(kb, ap, bp, tile, nr, 1.0f, 0.0f);
+                for (int i = 0; i < mt; i++) {
+                    float *ci = ct + (size_t)i * ldc;
+                    const float *ti = tile + (size_t)i * nr;
+                    for (int j = 0; j < nt; j++)
+                        ci[j] = alpha * ti[j] + (beta_k == 0.0f ? 0.0f : beta_k * ci[j]);
+                }
+            }
+        }
+    }
+}
+
+// Products below this many multiply-adds run on the caller alone: waking
+// the workers costs more than they would save.
+#define GEMM_PARALLEL_MIN_MACS (1 << 21)
+
 // trans_a: A is stored (k, m) (gemm_tn); its mr-wide panels are then plain
 // copies of row segments (pack_cols), as B's are in gemm_nn.
 // b_packed: B already packed (gemm_blocked_pack_b); b, ldb and trans_b are
 // then unused.
+// The blocks of C are spread over the threads of the pool bound to the
+// caller (thread_pool_current), if any.
 static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, int n, int k,
                          float alpha, const float *a, int lda, const float *b, int ldb,
                          const float *b_packed, float beta, float *c, int ldc) {
@@ -126,14 +206,17 @@ static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, 
     const int kc = balanced_block(k, v->kc, 1);
     const int mc = balanced_block(m, v->mc, mr);
     const int nc = balanced_block(n, v->nc, nr);
+    ThreadPool *pool = (double)m * n * k >= GEMM_PARALLEL_MIN_MACS ? thread_pool_current() : NULL;
+    const int threads = thread_pool_threads(pool);
 
-    // One allocation per call: A block, B block, edge tile. Sized to this
-    // call's shape, so small GEMMs take little; no state survives the call.
-    const size_t a_floats = (size_t)mc * kc;
-    const size_t b_floats = b_packed ? 0 : (size_t)nc * kc;
-    const size_t t_floats = (size_t)mr * nr;
+    // One allocation per call: all of B packed, and per thread an A block
+    // and an edge tile. Sized to this call's shape, so small GEMMs take
+    // little; no state survives the call.
     const size_t pad = GEMM_ALIGN / sizeof(float);
-    const size_t bytes = (a_floats + b_floats + t_floats + 3 * pad) * sizeof(float);  // + align
+    const size_t a_floats = ((size_t)mc * kc + pad - 1) / pad * pad;
+    const size_t b_floats = b_packed ? 0 : (gemm_blocked_packed_b_floats(v, n, k) + pad - 1) / pad * pad;
+    const size_t work_floats = a_floats + ((size_t)mr * nr + pad - 1) / pad * pad;
+    const size_t bytes = (b_floats + work_floats * threads + pad) * sizeof(float);  // + align
     void *raw = malloc(bytes);
     if (!raw) {
         // Out of memory for packing: the reference needs none.
@@ -147,53 +230,25 @@ static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, 
             gemm_nn_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    float *a_pack = (float *)(((uintptr_t)raw + GEMM_ALIGN - 1) & ~(uintptr_t)(GEMM_ALIGN - 1));
-    float *b_pack = a_pack + (a_floats + pad - 1) / pad * pad;
-    float *tile = b_pack + (b_floats + pad - 1) / pad * pad;
-
-    const float *next_packed = b_packed;
-    for (int jc = 0; jc < n; jc += nc) {
-        const int nb = imin(nc, n - jc);
-        for (int pc = 0; pc < k; pc += kc) {
-            const int kb = imin(kc, k - pc);
-            const float beta_k = pc == 0 ? beta : 1.0f;
-            if (b_packed) {
-                b_pack = (float *)next_packed;
-                next_packed += (size_t)round_up(nb, nr) * kb;
-            } else if (trans_b) {
-                pack_rows_fn(b_pack, b + (size_t)jc * ldb + pc, ldb, nb, kb, nr);
-            } else {
-                pack_cols(b_pack, b + (size_t)pc * ldb + jc, ldb, nb, kb, nr);
-            }
-            for (int ic = 0; ic < m; ic += mc) {
-                const int mb = imin(mc, m - ic);
-                if (trans_a)
-                    pack_cols(a_pack, a + (size_t)pc * lda + ic, lda, mb, kb, mr);
-                else
-                    pack_rows_fn(a_pack, a + (size_t)ic * lda + pc, lda, mb, kb, mr);
-                for (int jr = 0; jr < nb; jr += nr) {
-                    const int nt = imin(nr, nb - jr);
-                    const float *bp = b_pack + (size_t)jr * kb;
-                    for (int ir = 0; ir < mb; ir += mr) {
-                        const int mt = imin(mr, mb - ir);
-                        const float *ap = a_pack + (size_t)ir * kb;
-                        float *ct = c + (size_t)(ic + ir) * ldc + jc + jr;
-                        if (mt == mr && nt == nr) {
-                            v->kernel(kb, ap, bp, ct, ldc, alpha, beta_k);
-                            continue;
-                        }
-                        v->kernel(kb, ap, bp, tile, nr, 1.0f, 0.0f);
-                        for (int i = 0; i < mt; i++) {
-                            float *ci = ct + (size_t)i * ldc;
-                            const float *ti = tile + (size_t)i * nr;
-                            for (int j = 0; j < nt; j++)
-                                ci[j] = alpha * ti[j] + (beta_k == 0.0f ? 0.0f : beta_k * ci[j]);
-                        }
-                    }
-                }
-            }
-        }
+    float *b_pack = (float *)(((uintptr_t)raw + GEMM_ALIGN - 1) & ~(uintptr_t)(GEMM_ALIGN - 1));
+    if (!b_packed) {
+        gemm_blocked_pack_b(v, b_pack, b, ldb, n, k, trans_b);
+        b_packed = b_pack;
     }
+    // Split the B panels of an n block too when there are too few A blocks
+    // to give every thread several tasks (e.g. the neck's 256-row products).
+    const int ic_blocks = (m + mc - 1) / mc, jc_blocks = (n + nc - 1) / nc;
+    const int panels = (imin(nc, n) + nr - 1) / nr;
+    int jr_chunks = threads == 1 ? 1 : (4 * threads + ic_blocks * jc_blocks - 1) / (ic_blocks * jc_blocks);
+    if (jr_chunks > panels) jr_chunks = panels;
+    const int jr_step = (panels + jr_chunks - 1) / jr_chunks * nr;
+    BlockJob s = {.v = v, .pack_rows_fn = pack_rows_fn, .trans_a = trans_a, .a = a, .lda = lda,
+                  .b_pack = b_packed, .c = c, .ldc = ldc, .alpha = alpha, .beta = beta,
+                  .m = m, .n = n, .k = k, .mc = mc, .nc = nc, .kc = kc,
+                  .ic_blocks = ic_blocks, .jr_step = jr_step,
+                  .jr_chunks = (imin(nc, n) + jr_step - 1) / jr_step,
+                  .work = b_pack + b_floats, .work_floats = work_floats, .a_floats = a_floats};
+    thread_pool_run(pool, ic_blocks * jc_blocks * s.jr_chunks, block_task, &s);
     free(raw);
     return;
 packed_oom:

@@ -3,10 +3,12 @@
 // supports (an idempotent atomic store, the only mutable global here); in
 // WASM the simd128 variant is compiled in and listed first. SAM_SCALAR=1
 // forces the scalar references.
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/thread_pool.h"
 #include "kernels.h"
 #include "ops_internal.h"
 
@@ -54,7 +56,36 @@ void softmax_rows(float *x, int rows, int cols) { active_variant()->softmax_rows
 
 void softmax_cols(float *x, int rows, int cols) { active_variant()->softmax_cols(x, rows, cols); }
 
-void gelu_inplace(float *x, size_t n) { active_variant()->gelu(x, n); }
+// GELU over chunks of GELU_CHUNK floats as tasks of the pool bound to the
+// caller (thread_pool_current): elementwise, and each chunk starts a whole
+// number of vectors (and 64-byte lines) after x, so every element goes
+// through the same code path as in one call.
+#define GELU_CHUNK 16384
+
+typedef struct GeluJob {
+    const OpsVariant *v;
+    float *x;
+    size_t n;
+} GeluJob;
+
+static void gelu_task(void *ctx, int task, int thread) {
+    const GeluJob *j = ctx;
+    const size_t start = (size_t)task * GELU_CHUNK;
+    const size_t len = j->n - start < GELU_CHUNK ? j->n - start : GELU_CHUNK;
+    j->v->gelu(j->x + start, len);
+}
+
+void gelu_inplace(float *x, size_t n) {
+    const OpsVariant *v = active_variant();
+    ThreadPool *pool = n >= 4 * GELU_CHUNK ? thread_pool_current() : NULL;
+    const size_t tasks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+    if (!pool || tasks > (size_t)INT_MAX) {
+        v->gelu(x, n);
+        return;
+    }
+    GeluJob j = {.v = v, .x = x, .n = n};
+    thread_pool_run(pool, (int)tasks, gelu_task, &j);
+}
 
 void layernorm_rows(float *y, const float *x, const float *gamma, const float *beta, int n, int c,
                     float eps) {

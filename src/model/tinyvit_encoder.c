@@ -16,12 +16,18 @@
 //
 // All scratch comes from the arena, laid out by tinyvit_plan(), the single
 // source of truth for tinyvit_encoder_scratch_floats.
+//
+// Threads: the GEMMs split their blocks over the pool bound to the caller
+// (thread_pool_current); window attention runs one task per window and the
+// depthwise convolutions one per band of output rows. No output element
+// depends on the thread count.
 #include "tinyvit_encoder.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/thread_pool.h"
 #include "../kernels/kernels.h"
 
 #define TINYVIT_LN_EPS 1e-5f  // nn.LayerNorm default in Attention.norm and Mlp.norm
@@ -80,6 +86,7 @@ typedef struct TinyVitPlan {
     size_t cols;     // (CONV_CHUNK, 9 * Cin) im2col rows of the dense 3x3 convs
     size_t dw;       // (9, C) depthwise weights, tap-major
     size_t pad_qkv;  // (3C) q, k, v of a zero-padded token
+    // Per thread:
     size_t win_qkv;  // (ws^2, 3C) one window's q, k, v
     size_t win_out;  // (ws^2, C) one window's attention output
     size_t scores;   // (ws^2, ws^2) one head's scores
@@ -151,18 +158,27 @@ static void tinyvit_plan(const SamConfig *c, TinyVitPlan *p) {
     p->b = max_size(p->b, T3 * D);
 }
 
-size_t tinyvit_encoder_scratch_floats(const SamConfig *c) {
+// Window attention scratch of one thread: win_qkv, win_out, scores.
+static size_t per_thread_floats(const TinyVitPlan *p) {
+    return arena_rounded(p->win_qkv) + arena_rounded(p->win_out) + arena_rounded(p->scores);
+}
+
+size_t tinyvit_encoder_scratch_floats(const SamConfig *c, int threads) {
     if (tinyvit_check_config(c, NULL) != 0) return 0;
+    if (threads < 1) threads = 1;
     TinyVitPlan p;
     tinyvit_plan(c, &p);
     return arena_rounded(p.x) + arena_rounded(p.a) + arena_rounded(p.b) + arena_rounded(p.band) +
            arena_rounded(p.cols) + arena_rounded(p.dw) + arena_rounded(p.pad_qkv) +
-           arena_rounded(p.win_qkv) + arena_rounded(p.win_out) + arena_rounded(p.scores) +
-           arena_rounded(p.bias);
+           arena_rounded(p.bias) + arena_rounded((size_t)threads * per_thread_floats(&p));
 }
 
 typedef struct TinyVitBuffers {
-    float *x, *a, *b, *band, *cols, *dw, *pad_qkv, *win_qkv, *win_out, *scores, *bias;
+    float *x, *a, *b, *band, *cols, *dw, *pad_qkv, *bias;
+    // Window attention scratch of thread t at win + t * win_stride: win_qkv,
+    // then win_out at win_out_at, scores at scores_at (per_thread_floats).
+    float *win;
+    size_t win_stride, win_out_at, scores_at;
 } TinyVitBuffers;
 
 // ---------------------------------------------------------------------------
@@ -240,11 +256,35 @@ static void depthwise3x3_rows(float *restrict out, const float *restrict in, int
     }
 }
 
+// depthwise3x3_rows with one task per output row, on the pool bound to the
+// caller (thread_pool_current).
+typedef struct DepthwiseJob {
+    float *out;
+    const float *in, *bias, *wt;
+    int in_row0, h, w, c, stride, oy0;
+} DepthwiseJob;
+
+static void depthwise_row_task(void *ctx, int task, int thread) {
+    const DepthwiseJob *j = ctx;
+    const int wo = (j->w - 1) / j->stride + 1, oy = j->oy0 + task;
+    depthwise3x3_rows(j->out + (size_t)task * wo * j->c, j->in, j->in_row0, j->h, j->w, j->c,
+                      j->stride, oy, oy + 1, j->bias, j->wt);
+}
+
+static void depthwise3x3_rows_parallel(float *out, const float *in, int in_row0, int h, int w,
+                                       int c, int stride, int oy0, int oy1, const float *bias,
+                                       const float *wt) {
+    DepthwiseJob j = {.out = out, .in = in, .bias = bias, .wt = wt, .in_row0 = in_row0, .h = h,
+                      .w = w, .c = c, .stride = stride, .oy0 = oy0};
+    thread_pool_run(thread_pool_current(), oy1 - oy0, depthwise_row_task, &j);
+}
+
 // The whole image: out is (ho * wo, c), in is (h * w, c).
 static void depthwise3x3_forward(float *out, const float *in, int h, int w, int c, int stride,
                                  const ConvBnWeights *cw, float *wt) {
     depthwise_weights(wt, cw, c);
-    depthwise3x3_rows(out, in, 0, h, w, c, stride, 0, (h - 1) / stride + 1, cw->bias, wt);
+    depthwise3x3_rows_parallel(out, in, 0, h, w, c, stride, 0, (h - 1) / stride + 1, cw->bias,
+                               wt);
 }
 
 // PatchEmbed.forward: Conv2d_BN(3, C0/2, 3, s2) -> GELU -> Conv2d_BN(C0/2, C0, 3, s2).
@@ -288,7 +328,7 @@ static void mbconv_forward(float *x, const TinyVitConv3Weights *m, int R, int C,
         gelu_inplace(fresh, (size_t)(h1 - have1) * row);
         have1 = h1;
         float *d = buf->b;  // ((y1 - y0) * R, hidden)
-        depthwise3x3_rows(d, band, h0, R, R, hidden, 1, y0, y1, m->conv2.bias, buf->dw);
+        depthwise3x3_rows_parallel(d, band, h0, R, R, hidden, 1, y0, y1, m->conv2.bias, buf->dw);
         gelu_inplace(d, (size_t)(y1 - y0) * row);
         float *y = buf->a;  // ((y1 - y0) * R, C) conv3 output; a is free during stage 0
         const size_t n = (size_t)(y1 - y0) * R * C;
@@ -322,33 +362,48 @@ static void patch_merging_forward(float *x, const TinyVitConv3Weights *m, int R,
 // at channels h*3kd + [0, kd), [kd, 2kd), [2kd, 3kd); the output of head h
 // goes to channels h*kd (transpose(1, 2).reshape). Scores are
 // (q k^T) * kd^-0.5 + attention_biases[h, |dy| * ws + |dx|] (bias, expanded).
+typedef struct WindowJob {
+    float *out;
+    const float *qkv, *pad_qkv;
+    int R, C, heads, ws, nw;
+    const TinyVitBuffers *buf;
+} WindowJob;
+
+static void window_attention_task(void *ctx, int task, int thread) {
+    const WindowJob *j = ctx;
+    const TinyVitBuffers *buf = j->buf;
+    const int R = j->R, C = j->C, ws = j->ws, kd = C / j->heads, N = ws * ws, ld = 3 * C;
+    const int wy = task / j->nw, wx = task % j->nw;
+    float *win_qkv = buf->win + (size_t)thread * buf->win_stride;
+    float *win_out = win_qkv + buf->win_out_at, *scores = win_qkv + buf->scores_at;
+    const float scale = (float)pow((double)kd, -0.5);  // Attention: key_dim ** -0.5
+    for (int i = 0; i < N; i++) {
+        const int gy = wy * ws + i / ws, gx = wx * ws + i % ws;
+        const float *src = gy < R && gx < R ? j->qkv + ((size_t)gy * R + gx) * ld : j->pad_qkv;
+        memcpy(win_qkv + (size_t)i * ld, src, sizeof(float) * (size_t)ld);
+    }
+    for (int h = 0; h < j->heads; h++) {
+        const float *q = win_qkv + (size_t)h * 3 * kd;
+        gemm_nt(N, N, kd, scale, q, ld, q + kd, ld, 0.0f, scores, N);
+        add_inplace(scores, buf->bias + (size_t)h * N * N, (size_t)N * N);
+        softmax_rows(scores, N, N);
+        gemm_nn(N, kd, N, 1.0f, scores, N, q + 2 * kd, ld, 0.0f, win_out + (size_t)h * kd, C);
+    }
+    for (int i = 0; i < N; i++) {
+        const int gy = wy * ws + i / ws, gx = wx * ws + i % ws;
+        if (gy < R && gx < R)
+            memcpy(j->out + ((size_t)gy * R + gx) * C, win_out + (size_t)i * C,
+                   sizeof(float) * (size_t)C);
+    }
+}
+
+// One task per window, on the pool bound to the caller (thread_pool_current).
 static void window_attention(float *out, const float *qkv, const float *pad_qkv, int R, int C,
                              int heads, int ws, const TinyVitBuffers *buf) {
-    const int kd = C / heads, N = ws * ws, nw = (R + ws - 1) / ws, ld = 3 * C;
-    const float scale = (float)pow((double)kd, -0.5);  // Attention: key_dim ** -0.5
-    for (int wy = 0; wy < nw; wy++) {
-        for (int wx = 0; wx < nw; wx++) {
-            for (int i = 0; i < N; i++) {
-                const int gy = wy * ws + i / ws, gx = wx * ws + i % ws;
-                const float *src = gy < R && gx < R ? qkv + ((size_t)gy * R + gx) * ld : pad_qkv;
-                memcpy(buf->win_qkv + (size_t)i * ld, src, sizeof(float) * (size_t)ld);
-            }
-            for (int h = 0; h < heads; h++) {
-                const float *q = buf->win_qkv + (size_t)h * 3 * kd;
-                gemm_nt(N, N, kd, scale, q, ld, q + kd, ld, 0.0f, buf->scores, N);
-                add_inplace(buf->scores, buf->bias + (size_t)h * N * N, (size_t)N * N);
-                softmax_rows(buf->scores, N, N);
-                gemm_nn(N, kd, N, 1.0f, buf->scores, N, q + 2 * kd, ld, 0.0f,
-                        buf->win_out + (size_t)h * kd, C);
-            }
-            for (int i = 0; i < N; i++) {
-                const int gy = wy * ws + i / ws, gx = wx * ws + i % ws;
-                if (gy < R && gx < R)
-                    memcpy(out + ((size_t)gy * R + gx) * C, buf->win_out + (size_t)i * C,
-                           sizeof(float) * (size_t)C);
-            }
-        }
-    }
+    const int nw = (R + ws - 1) / ws;
+    WindowJob j = {.out = out, .qkv = qkv, .pad_qkv = pad_qkv, .R = R, .C = C, .heads = heads,
+                   .ws = ws, .nw = nw, .buf = buf};
+    thread_pool_run(thread_pool_current(), nw * nw, window_attention_task, &j);
 }
 
 // TinyViTBlock.forward on x (R * R, C), in place:
@@ -445,16 +500,20 @@ int tinyvit_encoder_forward(float *embedding, const float *image, const TinyVitE
     buf.cols = arena_floats(scratch, plan.cols);
     buf.dw = arena_floats(scratch, plan.dw);
     buf.pad_qkv = arena_floats(scratch, plan.pad_qkv);
-    buf.win_qkv = arena_floats(scratch, plan.win_qkv);
-    buf.win_out = arena_floats(scratch, plan.win_out);
-    buf.scores = arena_floats(scratch, plan.scores);
     buf.bias = arena_floats(scratch, plan.bias);
-    if (!buf.x || !buf.a || !buf.b || !buf.band || !buf.cols || !buf.dw || !buf.pad_qkv || !buf.win_qkv ||
-        !buf.win_out || !buf.scores || !buf.bias) {
+    const int threads = thread_pool_threads(thread_pool_current());
+    buf.win_stride = per_thread_floats(&plan);
+    buf.win_out_at = arena_rounded(plan.win_qkv);
+    buf.scores_at = buf.win_out_at + arena_rounded(plan.win_out);
+    buf.win = arena_floats(scratch, (size_t)threads * buf.win_stride);
+    if (!buf.x || !buf.a || !buf.b || !buf.band || !buf.cols || !buf.dw || !buf.pad_qkv ||
+        !buf.bias || !buf.win) {
         const size_t avail = (scratch->capacity - mark) / sizeof(float);
         arena_reset(scratch, mark);
-        return sam_error(err, "tinyvit_encoder: scratch arena too small: needs %zu floats, %zu available",
-                         tinyvit_encoder_scratch_floats(c), avail);
+        return sam_error(err,
+                         "tinyvit_encoder: scratch arena too small: needs %zu floats for %d "
+                         "threads, %zu available",
+                         tinyvit_encoder_scratch_floats(c, threads), threads, avail);
     }
 
     const int total = TINYVIT_PROGRESS_STEPS;

@@ -30,8 +30,9 @@ typedef void (*SamProgressFn)(void *user, int done, int total);
 void tinyvit_fold_batchnorm(TinyVitEncoderWeights *w, const SamConfig *cfg);
 
 // Floats of scratch tinyvit_encoder_forward takes from the arena (0 when the
-// config is not a valid TinyViT one).
-size_t tinyvit_encoder_scratch_floats(const SamConfig *cfg);
+// config is not a valid TinyViT one) when the pool bound to the caller
+// (thread_pool_current) has `threads` threads (1 when none is bound).
+size_t tinyvit_encoder_scratch_floats(const SamConfig *cfg, int threads);
 
 // image: (3, 1024, 1024), normalised and zero-padded, channel-major.
 // embedding: (out_chans, 64, 64). progress (may be NULL) is called after each

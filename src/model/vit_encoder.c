@@ -8,6 +8,11 @@
 // All scratch comes from the arena, laid out by vit_plan() (the single source
 // of truth for vit_encoder_scratch_floats).
 //
+// Threads: the GEMMs split their blocks over the pool bound to the caller
+// (thread_pool_current); attention runs one task per (head, query chunk) in
+// global blocks and per window in windowed ones, each thread with its own
+// attention scratch. No output element depends on the thread count.
+//
 // Rel-pos tables: the weight loader checks that each block's tables have
 // 2S - 1 rows (S = window_size for windowed blocks, grid for global ones) and
 // refuses other lengths, so the interpolation branch of get_rel_pos() is never
@@ -17,6 +22,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../common/thread_pool.h"
 #include "../kernels/kernels.h"
 
 #define VIT_LN_EPS 1e-6f  // build_sam.py: norm_layer=partial(nn.LayerNorm, eps=1e-6); LayerNorm2d
@@ -35,6 +41,7 @@ typedef struct VitPlan {
     size_t y;           // (T, C) proj / lin2 output
     size_t big;         // max of qkv (T, 3C), MLP hidden (T, mlp), patch im2col (T, 3 P P),
                         // neck im2col (9 D, T)
+    // Per thread:
     size_t win_qkv;     // (w*w, 3C) one window's q, k, v (windowed blocks)
     size_t win_out;     // (w*w, C) one window's attention output
     size_t scores;      // (rows, S*S) one head's attention scores
@@ -106,14 +113,20 @@ static void vit_plan(const SamConfig *cfg, VitPlan *p) {
     p->neck = D * T;
 }
 
-size_t vit_encoder_scratch_floats(const SamConfig *cfg) {
+// Attention scratch of one thread.
+static size_t per_thread_floats(const VitPlan *p) {
+    return arena_rounded(p->win_qkv) + arena_rounded(p->win_out) + arena_rounded(p->scores) +
+           2 * arena_rounded(p->rel) + arena_rounded(p->table);
+}
+
+size_t vit_encoder_scratch_floats(const SamConfig *cfg, int threads) {
     if (vit_check_config(cfg, NULL) != 0) return 0;
+    if (threads < 1) threads = 1;
     VitPlan p;
     vit_plan(cfg, &p);
     return arena_rounded(p.x) + arena_rounded(p.xn) + arena_rounded(p.y) +
-           arena_rounded(p.big) + arena_rounded(p.win_qkv) + arena_rounded(p.win_out) +
-           arena_rounded(p.scores) + 2 * arena_rounded(p.rel) + arena_rounded(p.table) +
-           arena_rounded(p.neck);
+           arena_rounded(p.big) + arena_rounded(p.neck) +
+           arena_rounded((size_t)threads * per_thread_floats(&p));
 }
 
 // ---------------------------------------------------------------------------
@@ -141,10 +154,12 @@ static void patch_embed_forward(float *x, const float *image, const VitEncoderWe
 }
 
 typedef struct AttnScratch {
-    float *scores;  // (rows, S*S)
-    float *rel_h;   // (rows, S)
-    float *rel_w;   // (rows, S)
-    float *table;   // (S, head_dim)
+    float *scores;   // (rows, S*S)
+    float *rel_h;    // (rows, S)
+    float *rel_w;    // (rows, S)
+    float *table;    // (S, head_dim)
+    float *win_qkv;  // (ws*ws, 3C) one window's q, k, v (windowed blocks)
+    float *win_out;  // (ws*ws, C) one window's attention output
 } AttnScratch;
 
 // One head of Attention.forward for query rows [r0, r0 + rows) of an S x S
@@ -192,64 +207,87 @@ static void attention_head(float *out, int ldo, const float *q, const float *k, 
     gemm_nn(rows, hd, keys, 1.0f, s->scores, keys, v, ld, 0.0f, out + (size_t)r0 * ldo, ldo);
 }
 
+// Arguments of an attention job; one task per (head, query chunk) for global
+// blocks, per window for windowed ones. scratch[thread] is that thread's.
+typedef struct AttnJob {
+    float *out;
+    const float *qkv;
+    const VitBlockWeights *b;
+    int G, C, heads, hd, chunk, chunks, ws, nw;
+    const AttnScratch *scratch;
+} AttnJob;
+
+static void global_attention_task(void *ctx, int task, int thread) {
+    const AttnJob *j = ctx;
+    const int T = j->G * j->G, C = j->C, h = task / j->chunks, r0 = task % j->chunks * j->chunk;
+    attention_head(j->out + (size_t)h * j->hd, C, j->qkv + (size_t)h * j->hd,
+                   j->qkv + (size_t)C + (size_t)h * j->hd,
+                   j->qkv + 2 * (size_t)C + (size_t)h * j->hd, 3 * C, r0,
+                   j->chunk < T - r0 ? j->chunk : T - r0, j->G, j->hd, j->b->rel_pos_h,
+                   j->b->rel_pos_w, &j->scratch[thread]);
+}
+
 // Global attention (window_size 0): every head over all T = G*G tokens, in
 // chunks of query rows so one score block is (chunk, T).
 // qkv is (T, 3C); out is (T, C) with heads concatenated ([head][head_dim]).
 static void global_attention(float *out, const float *qkv, const VitBlockWeights *b, int G,
-                             int C, int heads, int hd, int chunk, const AttnScratch *s) {
-    const int T = G * G, ld = 3 * C;
-    for (int h = 0; h < heads; h++)
-        for (int r0 = 0; r0 < T; r0 += chunk)
-            attention_head(out + (size_t)h * hd, C, qkv + (size_t)h * hd,
-                           qkv + (size_t)C + (size_t)h * hd, qkv + 2 * (size_t)C + (size_t)h * hd,
-                           ld, r0, chunk < T - r0 ? chunk : T - r0, G, hd, b->rel_pos_h,
-                           b->rel_pos_w, s);
+                             int C, int heads, int hd, int chunk, const AttnScratch *scratch) {
+    const int T = G * G;
+    AttnJob j = {.out = out, .qkv = qkv, .b = b, .G = G, .C = C, .heads = heads, .hd = hd,
+                 .chunk = chunk, .chunks = (T + chunk - 1) / chunk, .scratch = scratch};
+    thread_pool_run(thread_pool_current(), heads * j.chunks, global_attention_task, &j);
 }
 
 // Windowed attention: window_partition pads the NORMED tokens with zeros up
 // to a multiple of ws (Block.forward pads after norm1), so a padded token's
 // q, k, v are exactly the qkv bias and it takes part as key and value;
 // window_unpartition then crops the padded rows away. qkv is (T, 3C) for the
-// real tokens; out is (T, C). win_qkv (ws*ws, 3C) / win_out (ws*ws, C) hold
-// one window at a time.
-static void windowed_attention(float *out, const float *qkv, const VitBlockWeights *b, int G,
-                               int C, int heads, int hd, int ws, float *win_qkv, float *win_out,
-                               const AttnScratch *s) {
-    const int nw = (G + ws - 1) / ws, ld = 3 * C;
-    for (int wy = 0; wy < nw; wy++) {
-        for (int wx = 0; wx < nw; wx++) {
-            for (int iy = 0; iy < ws; iy++) {
-                for (int ix = 0; ix < ws; ix++) {
-                    const int gy = wy * ws + iy, gx = wx * ws + ix;
-                    float *dst = win_qkv + (size_t)(iy * ws + ix) * ld;
-                    if (gy < G && gx < G)
-                        memcpy(dst, qkv + (size_t)(gy * G + gx) * ld, sizeof(float) * (size_t)ld);
-                    else if (b->qkv.bias)
-                        memcpy(dst, b->qkv.bias, sizeof(float) * (size_t)ld);
-                    else
-                        memset(dst, 0, sizeof(float) * (size_t)ld);
-                }
-            }
-            for (int h = 0; h < heads; h++)
-                attention_head(win_out + (size_t)h * hd, C, win_qkv + (size_t)h * hd,
-                               win_qkv + (size_t)C + (size_t)h * hd,
-                               win_qkv + 2 * (size_t)C + (size_t)h * hd, ld, 0, ws * ws, ws, hd,
-                               b->rel_pos_h, b->rel_pos_w, s);
-            for (int iy = 0; iy < ws; iy++) {
-                for (int ix = 0; ix < ws; ix++) {
-                    const int gy = wy * ws + iy, gx = wx * ws + ix;
-                    if (gy < G && gx < G)
-                        memcpy(out + (size_t)(gy * G + gx) * C, win_out + (size_t)(iy * ws + ix) * C,
-                               sizeof(float) * (size_t)C);
-                }
-            }
+// real tokens; out is (T, C). The thread's win_qkv (ws*ws, 3C) / win_out
+// (ws*ws, C) hold its window.
+static void window_attention_task(void *ctx, int task, int thread) {
+    const AttnJob *j = ctx;
+    const AttnScratch *s = &j->scratch[thread];
+    const VitBlockWeights *b = j->b;
+    const int G = j->G, C = j->C, hd = j->hd, ws = j->ws, ld = 3 * C;
+    const int wy = task / j->nw, wx = task % j->nw;
+    for (int iy = 0; iy < ws; iy++) {
+        for (int ix = 0; ix < ws; ix++) {
+            const int gy = wy * ws + iy, gx = wx * ws + ix;
+            float *dst = s->win_qkv + (size_t)(iy * ws + ix) * ld;
+            if (gy < G && gx < G)
+                memcpy(dst, j->qkv + (size_t)(gy * G + gx) * ld, sizeof(float) * (size_t)ld);
+            else if (b->qkv.bias)
+                memcpy(dst, b->qkv.bias, sizeof(float) * (size_t)ld);
+            else
+                memset(dst, 0, sizeof(float) * (size_t)ld);
+        }
+    }
+    for (int h = 0; h < j->heads; h++)
+        attention_head(s->win_out + (size_t)h * hd, C, s->win_qkv + (size_t)h * hd,
+                       s->win_qkv + (size_t)C + (size_t)h * hd,
+                       s->win_qkv + 2 * (size_t)C + (size_t)h * hd, ld, 0, ws * ws, ws, hd,
+                       b->rel_pos_h, b->rel_pos_w, s);
+    for (int iy = 0; iy < ws; iy++) {
+        for (int ix = 0; ix < ws; ix++) {
+            const int gy = wy * ws + iy, gx = wx * ws + ix;
+            if (gy < G && gx < G)
+                memcpy(j->out + (size_t)(gy * G + gx) * C, s->win_out + (size_t)(iy * ws + ix) * C,
+                       sizeof(float) * (size_t)C);
         }
     }
 }
 
+static void windowed_attention(float *out, const float *qkv, const VitBlockWeights *b, int G,
+                               int C, int heads, int hd, int ws, const AttnScratch *scratch) {
+    const int nw = (G + ws - 1) / ws;
+    AttnJob j = {.out = out, .qkv = qkv, .b = b, .G = G, .C = C, .heads = heads, .hd = hd,
+                 .ws = ws, .nw = nw, .scratch = scratch};
+    thread_pool_run(thread_pool_current(), nw * nw, window_attention_task, &j);
+}
+
 typedef struct VitBuffers {
-    float *x, *xn, *y, *big, *win_qkv, *win_out, *neck;
-    AttnScratch attn;
+    float *x, *xn, *y, *big, *neck;
+    AttnScratch *attn;  // one per thread
 } VitBuffers;
 
 // Block.forward: x = x + proj(attn(norm1(x))); x = x + lin2(gelu(lin1(norm2(x)))).
@@ -264,10 +302,10 @@ static void block_forward(const VitBlockWeights *b, const SamConfig *cfg, int is
     float *attn_out = buf->xn;  // norm1 output no longer needed
     if (is_global)
         global_attention(attn_out, qkv, b, G, C, cfg->num_heads, cfg->head_dim, chunk,
-                         &buf->attn);
+                         buf->attn);
     else
         windowed_attention(attn_out, qkv, b, G, C, cfg->num_heads, cfg->head_dim,
-                           cfg->window_size, buf->win_qkv, buf->win_out, &buf->attn);
+                           cfg->window_size, buf->attn);
     linear_forward(buf->y, attn_out, b->proj.weight, b->proj.bias, T, C, C);
     add_inplace(buf->x, buf->y, (size_t)T * C);  // x = shortcut + x
 
@@ -342,26 +380,35 @@ int vit_encoder_forward(float *embedding, const float *image, const VitEncoderWe
     VitPlan plan;
     vit_plan(cfg, &plan);
     const size_t mark = arena_mark(scratch);
+    // Attention scratch for each thread of the pool the kernels will use.
+    AttnScratch attn[THREAD_POOL_MAX_THREADS];
+    const int threads = thread_pool_threads(thread_pool_current());
     VitBuffers buf;
     buf.x = arena_floats(scratch, plan.x);
     buf.xn = arena_floats(scratch, plan.xn);
     buf.y = arena_floats(scratch, plan.y);
     buf.big = arena_floats(scratch, plan.big);
-    buf.win_qkv = arena_floats(scratch, plan.win_qkv);
-    buf.win_out = arena_floats(scratch, plan.win_out);
-    buf.attn.scores = arena_floats(scratch, plan.scores);
-    buf.attn.rel_h = arena_floats(scratch, plan.rel);
-    buf.attn.rel_w = arena_floats(scratch, plan.rel);
-    buf.attn.table = arena_floats(scratch, plan.table);
     buf.neck = arena_floats(scratch, plan.neck);
-    if (!buf.x || !buf.xn || !buf.y || !buf.big || !buf.win_qkv || !buf.win_out ||
-        !buf.attn.scores || !buf.attn.rel_h || !buf.attn.rel_w || !buf.attn.table || !buf.neck) {
+    const size_t per_thread = per_thread_floats(&plan);
+    float *thread_area = arena_floats(scratch, (size_t)threads * per_thread);
+    if (!buf.x || !buf.xn || !buf.y || !buf.big || !buf.neck || !thread_area) {
         const size_t avail = (scratch->capacity - mark) / sizeof(float);
         arena_reset(scratch, mark);
         return sam_error(err,
-                         "vit_encoder: scratch arena too small: needs %zu floats, %zu available",
-                         vit_encoder_scratch_floats(cfg), avail);
+                         "vit_encoder: scratch arena too small: needs %zu floats for %d "
+                         "threads, %zu available",
+                         vit_encoder_scratch_floats(cfg, threads), threads, avail);
     }
+    for (int t = 0; t < threads; t++) {  // the per-thread layout of per_thread_floats
+        float *at = thread_area + (size_t)t * per_thread;
+        attn[t].win_qkv = at, at += arena_rounded(plan.win_qkv);
+        attn[t].win_out = at, at += arena_rounded(plan.win_out);
+        attn[t].scores = at, at += arena_rounded(plan.scores);
+        attn[t].rel_h = at, at += arena_rounded(plan.rel);
+        attn[t].rel_w = at, at += arena_rounded(plan.rel);
+        attn[t].table = at;
+    }
+    buf.attn = attn;
 
     const int G = cfg->grid, C = cfg->embed_dim, total = cfg->depth + 1;
     patch_embed_forward(buf.x, image, w, G, cfg->patch_size, C, buf.big);

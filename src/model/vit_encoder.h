@@ -18,8 +18,11 @@
 typedef void (*SamProgressFn)(void *user, int done, int total);
 #endif
 
-// Floats of scratch vit_encoder_forward takes from the arena for this config.
-size_t vit_encoder_scratch_floats(const SamConfig *cfg);
+// Floats of scratch vit_encoder_forward takes from the arena for this config
+// when the pool bound to the caller (thread_pool_current, common/thread_pool.h)
+// has `threads` threads (1 when none is bound): each thread has its own
+// attention scratch.
+size_t vit_encoder_scratch_floats(const SamConfig *cfg, int threads);
 
 // image: (3, img_size, img_size), normalised and zero-padded, channel-major.
 // embedding: (out_chans, grid, grid). Returns 0, or -1 with err set.

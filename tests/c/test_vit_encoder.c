@@ -16,6 +16,7 @@
 
 #include "common/arena.h"
 #include "common/error.h"
+#include "common/thread_pool.h"
 #include "model/config.h"
 #include "model/vit_encoder.h"
 #include "model/weights.h"
@@ -278,7 +279,7 @@ static void run_config(const SamConfig *cfg, const char *name) {
     Rng rng = {99};
     for (size_t i = 0; i < 3 * (size_t)side * side; i++) image[i] = (float)(2.0 * rng_uniform(&rng));
 
-    const size_t need = vit_encoder_scratch_floats(cfg);
+    const size_t need = vit_encoder_scratch_floats(cfg, 1);
     char what[SAM_ERROR_LEN + 160];
     snprintf(what, sizeof what, "%s: scratch bound is positive", name);
     check(need > 0, what);
@@ -319,6 +320,27 @@ static void run_config(const SamConfig *cfg, const char *name) {
     check(rel < REL_L2_TOL, what);
     snprintf(what, sizeof what, "%s: worst |diff| %.3g < %g", name, worst, MAX_ABS_TOL);
     check(worst < MAX_ABS_TOL, what);
+
+    // 2 and 3 threads (pool bound as sam_image_encode binds it): the same
+    // bits, and the scratch bound for that many threads is exact.
+    for (int threads = 2; threads <= 3; threads++) {
+        ThreadPool *tp = thread_pool_create(threads);
+        const size_t need_t = vit_encoder_scratch_floats(cfg, threads);
+        Arena at;
+        float *emb_t = malloc(sizeof(float) * (size_t)D * G * G);
+        const int ok = tp && arena_init(&at, need_t * sizeof(float)) == 0;
+        ThreadPool *previous = thread_pool_bind(tp);
+        const int rc_t = ok ? vit_encoder_forward(emb_t, image, w, cfg, &at, NULL, NULL, &err) : -1;
+        thread_pool_bind(previous);
+        snprintf(what, sizeof what, "%s: %d threads: bit-identical to 1 thread", name, threads);
+        check(rc_t == 0 && memcmp(emb_t, emb, sizeof(float) * (size_t)D * G * G) == 0, what);
+        snprintf(what, sizeof what, "%s: %d threads: scratch bound %zu floats is exact", name,
+                 threads, need_t);
+        check(ok && at.high_water == need_t * sizeof(float), what);
+        if (ok) arena_free(&at);
+        free(emb_t);
+        thread_pool_destroy(tp);
+    }
 
     // One 64-byte line short of the bound (arena_init rounds capacities up to
     // 64 bytes): a clear error, not a crash.
@@ -372,7 +394,7 @@ static int run_bench(void) {
     Rng rng = {99};
     for (size_t i = 0; i < n_image; i++) image[i] = (float)(2.0 * rng_uniform(&rng));
     Arena arena;
-    const size_t need = vit_encoder_scratch_floats(&c);
+    const size_t need = vit_encoder_scratch_floats(&c, 1);
     if (arena_init(&arena, need * sizeof(float)) != 0) return 1;
     float *emb = malloc(sizeof(float) * (size_t)c.out_chans * c.grid * c.grid);
     SamError err = {{0}};
@@ -419,7 +441,7 @@ int main(int argc, char **argv) {
     Arena arena;
     arena_init(&arena, 1024);
     VitEncoderWeights *w = calloc(1, sizeof *w);
-    check(vit_encoder_scratch_floats(&bad) == 0, "invalid config: scratch bound 0");
+    check(vit_encoder_scratch_floats(&bad, 1) == 0, "invalid config: scratch bound 0");
     check(vit_encoder_forward(dummy, dummy, w, &bad, &arena, NULL, NULL, &err) != 0 &&
               strstr(err.message, "head_dim"),
           "invalid config is an error naming head_dim");
