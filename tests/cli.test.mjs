@@ -77,6 +77,37 @@ describe('sam CLI', () => {
     runOk(SAM, ['predict', '--model', pth, '--embedding', emb16, '--point', '5,5,1', '--out', path.join(dir, 'e16')]);
   });
 
+  test('encode --images DIR: every image, the same bytes as one by one, skips what exists, reports bad files', () => {
+    const inDir = path.join(dir, 'folder-in');
+    const outDir = path.join(dir, 'folder-out');
+    fs.mkdirSync(inDir, { recursive: true });
+    fs.copyFileSync(img, path.join(inDir, 'a.png'));
+    fs.copyFileSync(image(64, 48, 3, 'rgba'), path.join(inDir, 'b.PNG'));
+    fs.writeFileSync(path.join(inDir, 'broken.png'), 'not an image');
+    fs.writeFileSync(path.join(inDir, 'notes.txt'), 'not listed');
+    const first = run(SAM, ['encode', '--model', pth, '--images', inDir, '--out', outDir, '--threads', '2']);
+    assert.equal(first.status, 1, 'a failed image makes the exit status 1');
+    assert.match(first.stderr, /broken\.png: .*not a readable/);
+    assert.match(first.stderr, /2 encoded, 0 already there \(skipped\), 1 failed/);
+    assert.match(first.stderr, /\[#+\] 3\/3 images, [\d.]+ images\/min, ETA/);
+    assert.deepEqual(fs.readdirSync(outDir).sort(), ['a.png.safetensors', 'b.PNG.safetensors']);
+    for (const name of ['a.png', 'b.PNG']) {
+      const single = path.join(dir, `single-${name}.safetensors`);
+      runOk(SAM, ['encode', '--model', pth, '--image', path.join(inDir, name), '--out', single]);
+      assert.deepEqual(fs.readFileSync(path.join(outDir, `${name}.safetensors`)), fs.readFileSync(single), name);
+    }
+    // A second run skips the embeddings already written (and still reports the bad file).
+    const before = fs.statSync(path.join(outDir, 'a.png.safetensors')).mtimeMs;
+    fs.rmSync(path.join(inDir, 'broken.png'));
+    const second = runOk(SAM, ['encode', '--model', pth, '--images', inDir, '--out', outDir]);
+    assert.match(second.stderr, /0 encoded, 2 already there \(skipped\), 0 failed/);
+    assert.equal(fs.statSync(path.join(outDir, 'a.png.safetensors')).mtimeMs, before);
+    assert.match(run(SAM, ['encode', '--model', pth, '--images', path.join(dir, 'no-such-folder'), '--out', outDir]).stderr,
+      /cannot read the folder/);
+    assert.match(run(SAM, ['encode', '--model', pth, '--images', inDir, '--image', img, '--out', outDir]).stderr,
+      /one of --image or --images/);
+  });
+
   test('result.json describes each mask; default counts follow the official notebook', () => {
     const one = path.join(dir, 'one-point');
     runOk(SAM, ['predict', '--model', pth, '--image', img, '--point', '50,30,1', '--out', one]);

@@ -1,6 +1,8 @@
-// build/sam: the command-line front end. Only this file prints and exits.
+// build/sam: the command-line front end (this file, everything.c and
+// encode_folder.c print; only main returns the exit status).
 //   sam convert IN OUT.safetensors [--dtype f32|f16]
 //   sam encode --model M --image IMG --out EMB.safetensors [--dtype f32|f16] [--threads N]
+//   sam encode --model M --images DIR --out OUT_DIR [--dtype f32|f16] [--threads N]
 //   sam predict --model M (--image IMG | --embedding EMB) [--point X,Y,L]...
 //               [--box X0,Y0,X1,Y1] [--mask-input LOGITS.npy [--mask-index K]]
 //               [--multimask | --single] [--threads N] --out DIR
@@ -25,6 +27,8 @@ static const char USAGE[] =
     "usage:\n"
     "  sam convert IN.pth|IN.safetensors OUT.safetensors [--dtype f32|f16]\n"
     "  sam encode --model M --image IMG --out EMB.safetensors [--dtype f32|f16] [--threads N]\n"
+    "  sam encode --model M --images DIR --out OUT_DIR [--dtype f32|f16] [--threads N]\n"
+    "             (every image of DIR to OUT_DIR/<file name>.safetensors; existing ones skipped)\n"
     "  sam predict --model M (--image IMG | --embedding EMB) [--point X,Y,LABEL]...\n"
     "              [--box X0,Y0,X1,Y1] [--mask-input LOGITS.npy [--mask-index K]]\n"
     "              [--multimask | --single] [--threads N] --out DIR\n"
@@ -125,7 +129,7 @@ static int cmd_convert(int argc, char **argv) {
 }
 
 typedef struct Options {
-    const char *model, *image, *embedding, *out, *mask_input;
+    const char *model, *image, *images, *embedding, *out, *mask_input;
     int mask_index;
     TensorDType dtype;
     float points[2 * 64];
@@ -152,6 +156,7 @@ static int parse_options(int argc, char **argv, Options *o) {
         i++;
         if (strcmp(a, "--model") == 0) o->model = v;
         else if (strcmp(a, "--image") == 0) o->image = v;
+        else if (strcmp(a, "--images") == 0) o->images = v;
         else if (strcmp(a, "--embedding") == 0) o->embedding = v;
         else if (strcmp(a, "--out") == 0) o->out = v;
         else if (strcmp(a, "--mask-input") == 0) o->mask_input = v;
@@ -216,12 +221,20 @@ static int encode_image(SamModel *model, const char *path, SamImage **image) {
     return 0;
 }
 
+int cmd_encode_folder(SamModel *model, const char *dir, const char *out_dir, TensorDType dtype);
+
 static int cmd_encode(int argc, char **argv) {
     Options o;
     if (parse_options(argc, argv, &o)) return 1;
-    if (!o.image || !o.out) return fail("%s", "encode needs --model, --image and --out");
+    if ((!o.image && !o.images) || (o.image && o.images) || !o.out)
+        return fail("%s", "encode needs --model, --out and one of --image or --images");
     SamModel *model;
     if (load_model(o.model, o.threads, &model)) return 1;
+    if (o.images) {  // a folder: encode_folder.c
+        const int rc = cmd_encode_folder(model, o.images, o.out, o.dtype);
+        sam_model_free(model);
+        return rc;
+    }
     SamImage *image;
     if (encode_image(model, o.image, &image)) {
         sam_model_free(model);
