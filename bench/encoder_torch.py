@@ -1,4 +1,4 @@
-"""PyTorch CPU peer of bench/encoder_tinyvit.mjs: times the reference's SamPredictor.set_image path
+"""PyTorch CPU peer of bench/encoder.mjs: times the reference's SamPredictor.set_image path
 (tools/sam_ref/predict.py Predictor: ResizeLongestSide through PIL, normalise, pad, image encoder)
 on one image, in one process after loading, and prints one JSON object on stdout.
 

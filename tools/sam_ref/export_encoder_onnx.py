@@ -1,5 +1,5 @@
 """Exports the image encoder of a checkpoint (SAM's ViT or MobileSAM's TinyViT) to ONNX, so that
-ONNX runtimes can be benchmarked against ours on the same weights (bench/encoder_tinyvit.mjs).
+ONNX runtimes can be benchmarked against ours on the same weights (bench/encoder.mjs).
 
 usage: /usr/bin/python3 tools/sam_ref/export_encoder_onnx.py --ckpt FILE.pth --out ENCODER.onnx
            [--opset 17] [--no-check]
@@ -9,7 +9,7 @@ Input:  input             (1, 3, S, S) float32, the normalised and zero-padded i
 Output: image_embeddings  (1, 256, S/16, S/16)
 
 Before writing, the module is traced and the trace is compared in PyTorch with the eager encoder
-on a random input; bench/encoder_tinyvit.mjs then checks every runtime's embedding against ours.
+on a random input; bench/encoder.mjs then checks every runtime's embedding against ours.
 BatchNorm layers are exported in eval mode (the exporter folds them into the convolutions).
 """
 
