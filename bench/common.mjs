@@ -57,3 +57,14 @@ export async function timeLoop(ctx, fn) {
   }
   return summarize(times);
 }
+
+// onnxruntime-web on one thread (wasm backend, SIMD, no proxy worker) with
+// the model at onnxPath, as the ONNX peers of the benchmarks run it in Node.
+export async function ortWebSession(onnxPath) {
+  const ort = await import('onnxruntime-web');
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.proxy = false;
+  const session = await ort.InferenceSession.create(new Uint8Array(fs.readFileSync(onnxPath)),
+    { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  return { ort, session };
+}

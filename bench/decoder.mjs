@@ -38,7 +38,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, runOk, once, summarize, timeLoop } from './common.mjs';
+import { parseArgs, runOk, once, summarize, timeLoop, ortWebSession } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'build');
@@ -209,11 +209,7 @@ const peers = {
   },
 
   async 'ort-web-node'(ctx) {
-    const ort = await import('onnxruntime-web');
-    ort.env.wasm.numThreads = 1;
-    ort.env.wasm.proxy = false;
-    const session = await ort.InferenceSession.create(new Uint8Array(fs.readFileSync(ctx.onnx)),
-      { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    const { ort, session } = await ortWebSession(ctx.onnx);
     return [await runOrt(ctx, ort, session, 'ort-web-node', `onnxruntime-web ${ort.env.versions?.web ?? ''} wasm (SIMD), 1 thread`)];
   },
 

@@ -15,16 +15,8 @@
 #include "amg/amg.h"
 #include "image/transforms.h"
 
-static int passed = 0, failed = 0;
+#include "check.h"
 
-static void check(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL: %s\n", what);
-    }
-}
 
 static unsigned long long rng = 0x9E3779B97F4A7C15ull;
 static double uniform01(void) {
@@ -321,6 +313,5 @@ int main(void) {
     test_small_regions();
     test_stability_counts();
     test_options();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return report();
 }

@@ -15,16 +15,8 @@
 #include "kernels/gemm_internal.h"
 #include "kernels/kernels.h"
 
-static int passed, failed;
+#include "check.h"
 
-static void check(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL: %s\n", what);
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Pool
@@ -231,6 +223,5 @@ int main(void) {
     for (int i = 0; i < count; i++)
         if (variants[i]->kernel) test_gemm_threads(variants[i]);
     test_gelu_threads();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return report();
 }

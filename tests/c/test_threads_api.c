@@ -12,16 +12,8 @@
 #include "common/thread_pool.h"
 #include "sam.h"
 
-static int passed, failed;
+#include "check.h"
 
-static void check(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL: %s\n", what);
-    }
-}
 
 // The embedding file of one encode (f32), malloc'd; NULL on error.
 static uint8_t *encode(SamModel *model, const uint8_t *rgb, int w, int h, size_t *len) {
@@ -78,6 +70,5 @@ int main(int argc, char **argv) {
     }
     free(ref);
     sam_model_free(model);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return report();
 }

@@ -21,6 +21,8 @@
 #include "model/vit_encoder.h"
 #include "model/weights.h"
 
+#include "check.h"
+
 // The C path is float with a different summation order (blocked GEMM, FMA),
 // the naive one double: over 3 blocks the relative L2 error is ~1e-6, the
 // worst element ~1e-5 of the output scale (LayerNorm2d output, ~1). A
@@ -28,16 +30,6 @@
 #define REL_L2_TOL 1e-5
 #define MAX_ABS_TOL 1e-4
 
-static int passed, failed;
-
-static void check(int ok, const char *what) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s\n", what);
-    }
-}
 
 typedef struct Rng {
     uint64_t state;
@@ -448,6 +440,5 @@ int main(int argc, char **argv) {
     arena_free(&arena);
     free(w);
 
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return report();
 }
