@@ -1,17 +1,21 @@
 # Native build of the C core, CLI and C test programs. build.sh is the entry
 # point (it checks the Debian packages first); `make` works on its own too.
 # Variants: make BUILD=build/asan SANITIZE=1  (address + undefined sanitizers)
+#           make BUILD=build/libfuzzer CC=clang-14 SANITIZE=fuzzer fuzz  (tests/fuzz/run.sh)
 BUILD ?= build
 CC ?= gcc
 SANITIZE ?= 0
 CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wno-unused-parameter -I/usr/include/stb -Isrc
 ifeq ($(SANITIZE),1)
   OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SANITIZE),fuzzer)
+  OPT := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
   OPT := -O3 -g
 endif
 CFLAGS := $(CFLAGS_BASE) $(OPT)
 LDLIBS := -lm -lpthread
+CLI_LDLIBS := -ljpeg  # Debian libjpeg-dev (libjpeg-turbo): the CLI's JPEG decoder
 
 CORE_SRC := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
 CLI_SRC := $(shell find src/cli -name '*.c' | sort)
@@ -28,7 +32,7 @@ $(BUILD)/libsam.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/sam: $(CLI_OBJ) $(BUILD)/libsam.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsam.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsam.a $(LDLIBS) $(CLI_LDLIBS)
 
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libsam.a
 	@mkdir -p $(dir $@)
@@ -50,7 +54,24 @@ $(BUILD)/obj/%.o: %.c
 
 -include $(CORE_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
+# Fuzz targets (tests/fuzz/): with SANITIZE=fuzzer, libFuzzer binaries; otherwise
+# each target linked with replay.c, a main that runs it over files (corpus replay).
+FUZZ_SRC := $(shell find tests/fuzz -name 'fuzz_*.c' 2>/dev/null | sort)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_CLI_OBJ := $(BUILD)/obj/src/cli/options.o $(BUILD)/obj/src/cli/image_io.o
+ifeq ($(SANITIZE),fuzzer)
+  FUZZ_MAIN := -fsanitize=fuzzer
+else
+  FUZZ_MAIN := tests/fuzz/replay.c
+endif
+
+fuzz: $(FUZZ_BIN)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(FUZZ_CLI_OBJ) $(BUILD)/libsam.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(FUZZ_MAIN) $(FUZZ_CLI_OBJ) $(BUILD)/libsam.a $(LDLIBS) $(CLI_LDLIBS)
+
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all bench clean
+.PHONY: all bench fuzz clean

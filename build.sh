@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-BUILD_PACKAGES=(gcc make libstb-dev)
+BUILD_PACKAGES=(gcc make libstb-dev libjpeg-dev)
 WASM_PACKAGES=(make emscripten)
 TEST_PACKAGES=(python3-torch python3-torchvision python3-pil python3-numpy libopenblas0 chromium)
 target="${1:-native}"
@@ -40,6 +40,6 @@ case "$target" in
     if command -v emcc >/dev/null; then wasm/build_wasm.sh; else
       echo "build.sh: emcc not found, skipping the WASM build (./build.sh wasm installs it)" >&2; fi ;;
   wasm) wasm/build_wasm.sh ;;
-  asan) make -s -j"$jobs" BUILD=build/asan SANITIZE=1 ;;
+  asan) make -s -j"$jobs" BUILD=build/asan SANITIZE=1 all fuzz ;;
   *) echo "usage: ./build.sh [native|wasm|asan|test-deps]" >&2; exit 2 ;;
 esac

@@ -78,7 +78,7 @@ static void compute_model_id(SamModel *m) {
 }
 
 static size_t decode_scratch_floats(const SamConfig *c) {
-    const int max_sparse = 64 + 3;  // see SAM_MAX_POINTS in sam_predict
+    const int max_sparse = SAM_MAX_POINTS + 3;
     const int lr = 4 * c->grid;
     size_t n = (size_t)c->prompt_dim * c->grid * c->grid * 2;  // dense + src copy
     n += (size_t)max_sparse * c->prompt_dim + 16 * 4 + 2 * c->num_mask_tokens;
@@ -272,8 +272,6 @@ int sam_convert(const uint8_t *bytes, size_t len, TensorDType out_dtype, uint8_t
 // ---------------------------------------------------------------------------
 // Image state
 
-#define SAM_MAX_IMAGE_SIDE 16384
-
 static SamImage *image_new(const SamModel *m, int height, int width) {
     SamImage *img = calloc(1, sizeof *img);
     if (!img) return NULL;
@@ -313,6 +311,9 @@ int sam_image_encode(SamModel *m, const uint8_t *rgb, int width, int height,
     if (width <= 0 || height <= 0 || width > SAM_MAX_IMAGE_SIDE || height > SAM_MAX_IMAGE_SIDE)
         return sam_error(err, "image size %dx%d is outside 1..%d pixels per side", width, height,
                          SAM_MAX_IMAGE_SIDE);
+    if ((int64_t)width * height > SAM_MAX_IMAGE_PIXELS)
+        return sam_error(err, "image size %dx%d is %lld pixels; the limit is %d", width, height,
+                         (long long)width * height, SAM_MAX_IMAGE_PIXELS);
     const SamConfig *c = &m->cfg;
     SamImage *img = image_new(m, height, width);
     if (!img) return sam_error(err, "out of memory");
@@ -366,6 +367,7 @@ static int parse_pair(const char *s, int *a, int *b) {
     long y = strtol(end + 1, &end, 10);
     if (*end) return -1;
     if (x <= 0 || y <= 0 || x > SAM_MAX_IMAGE_SIDE || y > SAM_MAX_IMAGE_SIDE) return -1;
+    if ((int64_t)x * y > SAM_MAX_IMAGE_PIXELS) return -1;
     *a = (int)x;
     *b = (int)y;
     return 0;
@@ -398,7 +400,8 @@ int sam_image_load_embedding(SamModel *m, const uint8_t *bytes, size_t len, SamI
     }
     int h, w;
     if (parse_pair(original, &h, &w)) {
-        sam_error(err, "embedding metadata original_size='%s' is not 'height,width'", original);
+        sam_error(err, "embedding metadata original_size='%.64s' is not 'height,width' within %d pixels per side and %d in all",
+                  original, SAM_MAX_IMAGE_SIDE, SAM_MAX_IMAGE_PIXELS);
         goto done;
     }
     const TensorEntry *e = tensor_table_find(&t, "image_embeddings");
@@ -469,8 +472,6 @@ void sam_image_free(SamImage *img) {
 
 // ---------------------------------------------------------------------------
 // Prompt decoding
-
-#define SAM_MAX_POINTS 64
 
 static int check_prompt(const SamPrompt *p, const SamConfig *c, SamError *err) {
     if (p->n_points < 0 || p->n_points > SAM_MAX_POINTS)

@@ -29,6 +29,10 @@
 #include "model/config.h"
 
 #define SAM_MAX_MASKS 8
+// Limits on untrusted input, each refused with a message naming it.
+#define SAM_MAX_IMAGE_SIDE 16384
+#define SAM_MAX_IMAGE_PIXELS 100000000  // 100 MP: the 3 full-size masks stay under 0.3 GB
+#define SAM_MAX_POINTS 64               // points per prompt
 
 typedef struct SamModel SamModel;
 typedef struct SamImage SamImage;

@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
-import { checkpoint } from './fixtures.mjs';
+import { checkpoint, image } from './fixtures.mjs';
 import { ROOT } from './helpers.mjs';
 import { findObject, measureOverlay } from './e2e_page.mjs';
 
@@ -378,4 +378,61 @@ test('demo without its model asks for one and says where the official ones are',
   assert.match(await page.textContent('#needs-model'), /\.pth/);
   const origin = new URL(server.url).origin;
   assert.deepEqual(requests.filter((u) => !u.startsWith(origin + '/') && !/^(blob|data):/.test(u)), []);
+});
+
+// Privacy: a person opens the demo, loads a photo of their own and segments it (hover, click,
+// everything the page does meanwhile, Web Worker included). Every request is recorded through
+// the browser context and by routing all traffic: each must be a GET (or HEAD) to the page's own origin,
+// for the page's own files (the demo, the library, the WASM module) or the model, with no body;
+// the photo's name and bytes appear in none.
+test('privacy: a user\'s image, clicks and masks never leave the machine', { timeout: 300_000 }, async (t) => {
+  checkPrerequisites();
+  const { chromium } = await import('playwright-core');
+  const server = await startServer();
+  t.after(() => server.stop());
+  const origin = new URL(server.url).origin;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sam-privacy-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const photo = path.join(dir, 'my-private-photo-4711.png');
+  fs.copyFileSync(image(200, 150, 4711), photo);
+  const photoBytes = fs.readFileSync(photo);
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  t.after(() => browser.close());
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const seen = [];
+  const record = (r, via) => seen.push({ via, url: r.url(), method: r.method(), body: r.postDataBuffer() });
+  context.on('request', (r) => record(r, 'event'));
+  await context.route('**/*', (route) => { record(route.request(), 'route'); return route.continue(); });
+  const page = await context.newPage();
+  await page.goto(server.url);
+  await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 300_000, polling: 200 });
+  const before = seen.length;
+
+  await page.setInputFiles('#file-image', photo);
+  await page.waitForFunction(() => {
+    const c = document.getElementById('image-layer');
+    return document.body.dataset.state === 'ready' && c.width === 200 && c.height === 150;
+  }, null, { timeout: 120_000, polling: 200 });
+  const box = await page.locator('#prompt-layer').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.4, box.y + box.height * 0.4, { steps: 4 });
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  await page.waitForFunction(() => document.querySelectorAll('#candidates .candidate').length > 0, null, { timeout: 60_000 });
+  await page.waitForTimeout(500);  // anything sent after the masks are drawn is caught too
+
+  const allowed = /^\/(?:$|index\.html$|demo\/[\w./-]*$|web\/[\w.-]+\.js$|build\/wasm\/sam_wasm\.(?:mjs|wasm)$|favicon\.ico$)/;
+  t.diagnostic(`${seen.length} requests recorded (${seen.length - before} after the photo was chosen): `
+    + [...new Set(seen.map((r) => new URL(r.url).pathname))].join(' '));
+  assert.ok(seen.some((r) => r.url.endsWith('.wasm')), 'the recording missed the WASM module');
+  for (const r of seen) {
+    if (/^(blob|data):/.test(r.url)) continue;  // made by the page itself, never sent anywhere
+    const u = new URL(r.url);
+    assert.equal(u.origin, origin, `request outside the page origin: ${r.url}`);
+    assert.ok(['GET', 'HEAD'].includes(r.method), `${r.method} ${r.url}`);
+    assert.ok(!r.body || r.body.length === 0, `request with a body: ${r.url}`);
+    assert.match(u.pathname, allowed, `request for something that is not the page's own file: ${r.url}`);
+    assert.equal(u.search, '', `request with a query string: ${r.url}`);
+    assert.ok(!r.url.includes('my-private-photo'), `the photo's name was sent: ${r.url}`);
+  }
+  assert.ok(!seen.some((r) => r.body && r.body.includes(photoBytes.subarray(100, 164))), 'photo bytes were sent');
 });

@@ -224,6 +224,23 @@ describe('WASM predictor vs the native CLI', () => {
     await assert.rejects(SamPredictor.load(ckpt.subarray(0, ckpt.length >> 1)), /cannot load the model: .+/);
     await assert.rejects(SamPredictor.load(new Uint8Array(100)), /not a checkpoint/);
     await expectOk();
+    // Limits: 65 points, an image wider than 16384 pixels.
+    await assert.rejects(sam.predict({ points: Array.from({ length: 65 }, () => [1, 2, 1]) }), /65 points; at most 64/);
+    await assert.rejects(sam.setImage({ data: new Uint8Array(3 * 16385), width: 16385, height: 1 }), /16385x1 is outside 1\.\.16384/);
+    await sam.setEmbedding(fs.readFileSync(emb));
+    await expectOk();
+  });
+
+  test('WASM memory: an allocation beyond the 4 GiB maximum fails with NULL, not an abort', async () => {
+    // The module's malloc returns NULL when the memory cannot grow (every caller
+    // in the core turns that into an "out of memory" error); the tab survives.
+    const engine = sam._transport.engine;
+    assert.equal(engine.M._malloc(4095 * 1024 * 1024), 0);
+    const block = engine.M._malloc(1 << 20);
+    assert.notEqual(block, 0);
+    engine.M._free(block);
+    await sam.setEmbedding(fs.readFileSync(emb));
+    assert.equal((await sam.predict({ points: [[40, 30, 1]] })).masks.length, 3);
   });
 
   test("output 'best' and 'lowres' return a subset of 'all', unchanged", async () => {

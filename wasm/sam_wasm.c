@@ -8,6 +8,7 @@
 // the instance usable. The module is single-threaded; one SamError and one
 // output slot (samw_out_ptr / samw_out_len) serve every call.
 #include <emscripten/emscripten.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,10 @@ EMSCRIPTEN_KEEPALIVE size_t samw_out_len(void) { return out_len; }
 EMSCRIPTEN_KEEPALIVE void samw_out_free(void) { clear_state(); }
 
 EMSCRIPTEN_KEEPALIVE const char *samw_gemm_variant(void) { return gemm_variant_name(); }
+
+// Bytes of the heap held by live allocations (dlmalloc's mallinfo), for
+// SamPredictor.memoryUsage(): a long session shows whether anything leaks.
+EMSCRIPTEN_KEEPALIVE size_t samw_heap_in_use(void) { return (size_t)mallinfo().uordblks; }
 
 // ---------------------------------------------------------------------------
 // Model

@@ -70,6 +70,7 @@ export class Engine {
         case 'getEmbedding': return this.getEmbedding(msg.dtype);
         case 'predict': return this.predict(msg);
         case 'everything': return await this.everything(msg);  // async: keep progress set until it ends
+        case 'memory': return this.memory();
         case 'dispose': return this.dispose();
         default: throw new Error(`unknown op '${msg.op}'`);
       }
@@ -302,6 +303,12 @@ export class Engine {
       });
     }
     return out;
+  }
+
+  // heapInUse: bytes the C core holds (live allocations); memoryBytes: the
+  // WASM memory's size, which only grows (up to its 4 GiB maximum).
+  memory() {
+    return { heapInUse: this.M._samw_heap_in_use(), memoryBytes: this.M.HEAPU8.length };
   }
 
   dispose() {

@@ -408,6 +408,14 @@ export class SamPredictor {
     }
   }
 
+  // Memory held: {heapInUse, memoryBytes} of the WASM module (see
+  // Engine.memory) and cacheBytes, the memory cache's embeddings (at most
+  // its cacheBytes cap).
+  async memoryUsage() {
+    const r = await this._submit({ op: 'memory' });
+    return { heapInUse: r.heapInUse, memoryBytes: r.memoryBytes, cacheBytes: this._mem ? this._mem.bytes : 0 };
+  }
+
   // Frees the model and stops the worker; pending calls reject.
   dispose() {
     if (this._disposed) return;

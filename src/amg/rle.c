@@ -78,20 +78,23 @@ int amg_rle_from_string(uint32_t **counts, size_t *n, const char *s, SamError *e
     if (!c) return sam_error(err, "out of memory");
     size_t m = 0, p = 0;
     while (s[p]) {
-        long long x = 0;
+        // Unsigned bits, at most 12 groups (60 bits): shifts past 63 and
+        // signed overflow are undefined in C. A count needs 7 groups at most.
+        uint64_t bits = 0;
         int k = 0, more = 1;
         while (more) {
-            if (!s[p] || s[p] < 48 || s[p] > 48 + 63 || k > 12) {
+            if (!s[p] || s[p] < 48 || s[p] > 48 + 63 || k >= 12) {
                 free(c);
                 return sam_error(err, "malformed RLE string at character %zu", p);
             }
             const int ch = s[p] - 48;
-            x |= (long long)(ch & 0x1f) << (5 * k);
+            bits |= (uint64_t)(ch & 0x1f) << (5 * k);
             more = ch & 0x20;
             p++;
             k++;
-            if (!more && (ch & 0x10)) x |= (long long)(-1) * (1LL << (5 * k));
+            if (!more && (ch & 0x10)) bits |= ~(uint64_t)0 << (5 * k);  // negative: sign-extend
         }
+        long long x = (long long)bits;  // two's complement, |x| < 2^60
         if (m > 2) x += (long long)c[m - 2];
         if (x < 0 || x > 0xffffffffLL) {
             free(c);

@@ -18,10 +18,10 @@
 #include "amg/amg.h"
 #include "common/clock.h"
 #include "image_io.h"
+#include "options.h"
 #include "sam.h"
 
 int cmd_everything(int argc, char **argv);
-int cli_parse_threads(const char *v, int *threads);  // main.c: --threads N
 
 static int everything_fail(const char *fmt, const char *arg) {
     fprintf(stderr, "sam: error: ");

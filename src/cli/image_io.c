@@ -1,11 +1,23 @@
 #include "image_io.h"
 
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jpeglib.h>
+
 #define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
+// Only PNG, BMP and TGA: fewer decoders, less untrusted-input surface. JPEG
+// goes to libjpeg-turbo (jpeg_decode below): Debian 12's stb_image 2.27 JPEG
+// decoder writes past its Huffman tables and reads out of bounds on corrupt
+// files (fixed upstream in 2.28; tests/fuzz/regressions/image has inputs),
+// and libjpeg-turbo is what PIL and OpenCV decode with in the official
+// pipeline, so pixels match theirs.
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_TGA
 // Third-party headers: their own warnings are not ours to fix.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
@@ -59,6 +71,8 @@ int file_write_all(const char *path, const void *data, size_t len, SamError *err
     return 0;
 }
 
+static const uint8_t PNG_SIGNATURE[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+
 static uint32_t be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
@@ -69,8 +83,7 @@ static int32_t le32(const uint8_t *p) {
 
 // Size claimed by a PNG IHDR or a BMP info header; 0 for other formats.
 static int header_size(const uint8_t *d, size_t len, int *w, int *h) {
-    static const uint8_t png[8] = {137, 80, 78, 71, 13, 10, 26, 10};
-    if (len >= 24 && memcmp(d, png, 8) == 0 && memcmp(d + 12, "IHDR", 4) == 0) {
+    if (len >= 24 && memcmp(d, PNG_SIGNATURE, 8) == 0 && memcmp(d + 12, "IHDR", 4) == 0) {
         uint32_t pw = be32(d + 16), ph = be32(d + 20);
         *w = pw > 0x7fffffffu ? -1 : (int)pw;
         *h = ph > 0x7fffffffu ? -1 : (int)ph;
@@ -85,50 +98,177 @@ static int header_size(const uint8_t *d, size_t len, int *w, int *h) {
     return 0;
 }
 
-int image_load_rgb(const char *path, uint8_t **rgb, int *width, int *height, SamError *err) {
-    *rgb = NULL;
-    uint8_t *data;
-    size_t len;
-    if (file_read_all(path, &data, &len, err)) return -1;
-    if (len == 0) {
-        free(data);
-        return sam_error(err, "image '%s' is empty (0 bytes)", path);
+static int size_refused(int w, int h) {
+    return w <= 0 || h <= 0 || w > SAM_MAX_IMAGE_SIDE || h > SAM_MAX_IMAGE_SIDE ||
+           (int64_t)w * h > SAM_MAX_IMAGE_PIXELS;
+}
+
+typedef struct JpegErrors {
+    struct jpeg_error_mgr mgr;
+    jmp_buf escape;
+    char message[JMSG_LENGTH_MAX];
+} JpegErrors;
+
+static void jpeg_fail(j_common_ptr cinfo) {
+    JpegErrors *e = (JpegErrors *)cinfo->err;
+    e->mgr.format_message(cinfo, e->message);
+    longjmp(e->escape, 1);
+}
+
+static void jpeg_quiet(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
+
+// A progressive JPEG of a few KB can hold thousands of scans, each a pass
+// over the whole image: a hang, not an image. Real files have about 10.
+#define JPEG_MAX_SCANS 500
+
+static void jpeg_count_scans(j_common_ptr cinfo) {
+    if (cinfo->is_decompressor && ((j_decompress_ptr)cinfo)->input_scan_number > JPEG_MAX_SCANS) {
+        JpegErrors *e = (JpegErrors *)cinfo->err;
+        snprintf(e->message, sizeof e->message, "more than %d progressive scans", JPEG_MAX_SCANS);
+        longjmp(e->escape, 1);
     }
-    if (len > 0x7fffffff) {
-        free(data);
-        return sam_error(err, "image '%s' is larger than 2 GB", path);
+}
+
+// stb_image grows its buffer to a PNG chunk's declared length before reading
+// the chunk, so a few bytes claiming a 2 GB IDAT cost 2 GB. Chunks are read
+// in order up to IEND, as stb does; each must fit in what remains of the file.
+static int png_chunks_fit(const uint8_t *d, size_t len, char type[5], uint32_t *claimed) {
+    size_t p = 8;  // after the signature
+    while (p + 8 <= len) {
+        const uint32_t n = be32(d + p);
+        memcpy(type, d + p + 4, 4);
+        type[4] = '\0';
+        if (n > len - p - 8) {
+            *claimed = n;
+            return 0;
+        }
+        if (memcmp(type, "IEND", 4) == 0) break;
+        p += 12 + (size_t)n;  // length, type, data, CRC
     }
-    int w, h, comp;
-    // Read the header first so a lying size is refused before allocation.
-    // stb_image itself refuses huge PNG/BMP headers with a generic message,
-    // so the sizes those headers claim are read here to name them.
-    if (header_size(data, len, &w, &h) &&
-        (w <= 0 || h <= 0 || w > CLI_MAX_IMAGE_SIDE || h > CLI_MAX_IMAGE_SIDE)) {
-        free(data);
-        return sam_error(err, "image '%s' claims %dx%d pixels; the limit is %d per side", path, w, h,
-                         CLI_MAX_IMAGE_SIDE);
+    return 1;
+}
+
+static int is_jpeg(const uint8_t *d, size_t len) { return len >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff; }
+
+// libjpeg-turbo with its defaults (islow IDCT, fancy upsampling), as PIL and
+// OpenCV; grey and CMYK/YCCK converted to RGB by the library. The size is
+// checked from the header before any pixel is allocated.
+static int jpeg_decode(const uint8_t *data, size_t len, const char *name, uint8_t **rgb, int *width,
+                       int *height, SamError *err) {
+    struct jpeg_decompress_struct cinfo;
+    JpegErrors errors;
+    uint8_t *volatile pixels = NULL;
+    volatile int refused_size = 0;
+    cinfo.err = jpeg_std_error(&errors.mgr);
+    errors.mgr.error_exit = jpeg_fail;
+    errors.mgr.emit_message = jpeg_quiet;  // warnings (corrupt data recovered) are not errors
+    if (setjmp(errors.escape)) {
+        jpeg_destroy_decompress(&cinfo);
+        free(pixels);
+        if (refused_size) return -1;
+        return sam_error(err, "image '%s' could not be decoded (JPEG: %s)", name, errors.message);
     }
-    if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp)) {
-        const char *why = stbi_failure_reason();
-        free(data);
-        return sam_error(err, "image '%s' is not a readable PNG, JPEG, BMP or TGA (%s)", path,
-                         why ? why : "unknown format");
+    jpeg_create_decompress(&cinfo);
+    struct jpeg_progress_mgr progress = {.progress_monitor = jpeg_count_scans};
+    cinfo.progress = &progress;
+    jpeg_mem_src(&cinfo, data, (unsigned long)len);
+    jpeg_read_header(&cinfo, TRUE);
+    const int w = (int)cinfo.image_width, h = (int)cinfo.image_height;
+    if (size_refused(w, h)) {
+        sam_error(err, "image '%s' is %dx%d pixels; the limit is %d per side and %d in all", name, w, h,
+                  SAM_MAX_IMAGE_SIDE, SAM_MAX_IMAGE_PIXELS);
+        refused_size = 1;
+        longjmp(errors.escape, 1);
     }
-    if (w <= 0 || h <= 0 || w > CLI_MAX_IMAGE_SIDE || h > CLI_MAX_IMAGE_SIDE) {
-        free(data);
-        return sam_error(err, "image '%s' is %dx%d pixels; the limit is %d per side", path, w, h,
-                         CLI_MAX_IMAGE_SIDE);
+    if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+        cinfo.out_color_space = JCS_CMYK;  // converted below: libjpeg has no CMYK -> RGB
+    } else {
+        cinfo.out_color_space = JCS_RGB;
     }
-    uint8_t *pixels = stbi_load_from_memory(data, (int)len, &w, &h, &comp, 3);
-    free(data);
+    jpeg_start_decompress(&cinfo);
+    const int channels = cinfo.output_components;
+    const size_t row_bytes = (size_t)w * channels;
+    pixels = malloc(row_bytes * h);
     if (!pixels) {
-        const char *why = stbi_failure_reason();
-        return sam_error(err, "image '%s' could not be decoded (%s)", path, why ? why : "corrupt data");
+        jpeg_destroy_decompress(&cinfo);
+        return sam_error(err, "out of memory decoding '%s' (%dx%d)", name, w, h);
+    }
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = pixels + row_bytes * cinfo.output_scanline;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    const int inverted = cinfo.saw_Adobe_marker;  // Adobe CMYK JPEGs store inverted values
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    if (channels == 4) {
+        // PIL's CMYK -> RGB: R = 255 - min(255, C + K) on non-inverted values.
+        uint8_t *out = pixels;
+        for (size_t i = 0; i < (size_t)w * h; i++) {
+            int c = pixels[4 * i], m = pixels[4 * i + 1], y = pixels[4 * i + 2], k = pixels[4 * i + 3];
+            if (inverted) c = 255 - c, m = 255 - m, y = 255 - y, k = 255 - k;
+            out[3 * i] = (uint8_t)(c + k >= 255 ? 0 : 255 - c - k);
+            out[3 * i + 1] = (uint8_t)(m + k >= 255 ? 0 : 255 - m - k);
+            out[3 * i + 2] = (uint8_t)(y + k >= 255 ? 0 : 255 - y - k);
+        }
+    } else if (channels != 3) {
+        free(pixels);
+        return sam_error(err, "image '%s': JPEG with %d channels is not supported", name, channels);
     }
     *rgb = pixels;
     *width = w;
     *height = h;
     return 0;
+}
+
+int image_decode_rgb(const uint8_t *data, size_t len, const char *name, uint8_t **rgb, int *width,
+                     int *height, SamError *err) {
+    *rgb = NULL;
+    if (len == 0) return sam_error(err, "image '%s' is empty (0 bytes)", name);
+    if (len > 0x7fffffff) return sam_error(err, "image '%s' is larger than 2 GB", name);
+    int w, h, comp;
+    // Read the header first so a lying size is refused before allocation.
+    // stb_image itself refuses huge PNG/BMP headers with a generic message,
+    // so the sizes those headers claim are read here to name them.
+    if (header_size(data, len, &w, &h) && size_refused(w, h)) {
+        return sam_error(err, "image '%s' claims %dx%d pixels; the limit is %d per side and %d in all",
+                         name, w, h, SAM_MAX_IMAGE_SIDE, SAM_MAX_IMAGE_PIXELS);
+    }
+    if (is_jpeg(data, len)) return jpeg_decode(data, len, name, rgb, width, height, err);
+    char chunk[5];
+    uint32_t claimed;
+    if (len >= 8 && memcmp(data, PNG_SIGNATURE, 8) == 0 && !png_chunks_fit(data, len, chunk, &claimed)) {
+        for (int i = 0; i < 4; i++) chunk[i] = chunk[i] >= 32 && chunk[i] < 127 ? chunk[i] : '?';
+        return sam_error(err, "image '%s' is a corrupt PNG: chunk '%s' claims %u bytes, more than the file holds",
+                         name, chunk, claimed);
+    }
+    if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp)) {
+        const char *why = stbi_failure_reason();
+        return sam_error(err, "image '%s' is not a readable PNG, JPEG, BMP or TGA (%s)", name,
+                         why ? why : "unknown format");
+    }
+    if (size_refused(w, h)) {
+        return sam_error(err, "image '%s' is %dx%d pixels; the limit is %d per side and %d in all", name,
+                         w, h, SAM_MAX_IMAGE_SIDE, SAM_MAX_IMAGE_PIXELS);
+    }
+    uint8_t *pixels = stbi_load_from_memory(data, (int)len, &w, &h, &comp, 3);
+    if (!pixels) {
+        const char *why = stbi_failure_reason();
+        return sam_error(err, "image '%s' could not be decoded (%s)", name, why ? why : "corrupt data");
+    }
+    *rgb = pixels;
+    *width = w;
+    *height = h;
+    return 0;
+}
+
+int image_load_rgb(const char *path, uint8_t **rgb, int *width, int *height, SamError *err) {
+    *rgb = NULL;
+    uint8_t *data;
+    size_t len;
+    if (file_read_all(path, &data, &len, err)) return -1;
+    const int rc = image_decode_rgb(data, len, path, rgb, width, height, err);
+    free(data);
+    return rc;
 }
 
 typedef struct PngBuffer {

@@ -18,10 +18,10 @@
 
 #include "image_io.h"
 #include "kernels/kernels.h"
+#include "options.h"
 #include "sam.h"
 
 int cmd_everything(int argc, char **argv);  // everything.c: the automatic mask generator
-int cli_parse_threads(const char *v, int *threads);  // --threads N, 1..256
 
 static const char USAGE[] =
     "usage:\n"
@@ -56,36 +56,16 @@ static int fail_err(const SamError *err) {
     return 1;
 }
 
+static int parse_options(int argc, char **argv, CliOptions *o) {
+    SamError err;
+    if (cli_parse_options(argc, argv, o, &err)) return fail("%s", err.message);
+    return 0;
+}
+
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-// Parses exactly n comma-separated finite numbers. NaN and inf are refused
-// here so that the message names the argument.
-static int parse_floats(const char *s, float *out, int n) {
-    const char *p = s;
-    for (int i = 0; i < n; i++) {
-        char *end;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (end == p || errno == ERANGE || !isfinite(v)) return -1;
-        out[i] = (float)v;
-        p = end;
-        if (i < n - 1) {
-            if (*p != ',') return -1;
-            p++;
-        }
-    }
-    return *p == '\0' ? 0 : -1;
-}
-
-static int parse_dtype(const char *s, TensorDType *dtype) {
-    if (strcmp(s, "f32") == 0) *dtype = DTYPE_F32;
-    else if (strcmp(s, "f16") == 0) *dtype = DTYPE_F16;
-    else return -1;
-    return 0;
 }
 
 static void print_progress(void *user, int done, int total) {
@@ -99,7 +79,7 @@ static int cmd_convert(int argc, char **argv) {
     TensorDType dtype = DTYPE_F32;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
-            if (parse_dtype(argv[++i], &dtype)) return fail("--dtype must be f32 or f16, got '%s'", argv[i]);
+            if (cli_parse_dtype(argv[++i], &dtype)) return fail("--dtype must be f32 or f16, got '%s'", argv[i]);
         } else if (argv[i][0] == '-') {
             return fail("convert: unknown option '%s'", argv[i]);
         } else if (!in) {
@@ -128,79 +108,6 @@ static int cmd_convert(int argc, char **argv) {
     return 0;
 }
 
-typedef struct Options {
-    const char *model, *image, *images, *embedding, *out, *mask_input;
-    int mask_index;
-    TensorDType dtype;
-    float points[2 * 64];
-    int labels[64];
-    int n_points;
-    float box[4];
-    int has_box;
-    int multimask;  // -1: default as the official notebook
-    int threads;    // 0: online cores
-} Options;
-
-static int parse_options(int argc, char **argv, Options *o) {
-    memset(o, 0, sizeof *o);
-    o->multimask = -1;
-    o->mask_index = -1;
-    o->dtype = DTYPE_F32;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--multimask") == 0) { o->multimask = 1; continue; }
-        if (strcmp(a, "--single") == 0) { o->multimask = 0; continue; }
-        if (a[0] != '-' || a[1] != '-') return fail("unexpected argument '%s'", a);
-        if (!v) return fail("option '%s' needs a value", a);
-        i++;
-        if (strcmp(a, "--model") == 0) o->model = v;
-        else if (strcmp(a, "--image") == 0) o->image = v;
-        else if (strcmp(a, "--images") == 0) o->images = v;
-        else if (strcmp(a, "--embedding") == 0) o->embedding = v;
-        else if (strcmp(a, "--out") == 0) o->out = v;
-        else if (strcmp(a, "--mask-input") == 0) o->mask_input = v;
-        else if (strcmp(a, "--mask-index") == 0) {
-            char *end;
-            long k = strtol(v, &end, 10);
-            if (*end || k < 0 || k > 64) return fail("--mask-index must be a small integer, got '%s'", v);
-            o->mask_index = (int)k;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (cli_parse_threads(v, &o->threads))
-                return fail("--threads must be an integer from 1 to 256, got '%s'", v);
-        } else if (strcmp(a, "--dtype") == 0) {
-            if (parse_dtype(v, &o->dtype)) return fail("--dtype must be f32 or f16, got '%s'", v);
-        } else if (strcmp(a, "--point") == 0) {
-            if (o->n_points == 64) return fail("%s", "at most 64 points are supported");
-            float xyl[3];
-            if (parse_floats(v, xyl, 3))
-                return fail("--point takes X,Y,LABEL with finite numbers, got '%s'", v);
-            if (xyl[2] != 0.0f && xyl[2] != 1.0f)
-                return fail("--point label must be 1 (foreground) or 0 (background), got '%s'", v);
-            o->points[2 * o->n_points] = xyl[0];
-            o->points[2 * o->n_points + 1] = xyl[1];
-            o->labels[o->n_points++] = (int)xyl[2];
-        } else if (strcmp(a, "--box") == 0) {
-            if (parse_floats(v, o->box, 4))
-                return fail("--box takes X0,Y0,X1,Y1 with finite numbers, got '%s'", v);
-            o->has_box = 1;
-        } else {
-            return fail("unknown option '%s'", a);
-        }
-    }
-    return 0;
-}
-
-// --threads N: 1..256 (shared with everything.c).
-int cli_parse_threads(const char *v, int *threads) {
-    char *end;
-    errno = 0;
-    const long n = strtol(v, &end, 10);
-    if (end == v || *end || errno || n < 1 || n > 256) return -1;
-    *threads = (int)n;
-    return 0;
-}
-
 static int load_model(const char *path, int threads, SamModel **model) {
     SamError err;
     if (!path) return fail("%s", "--model is required");
@@ -224,7 +131,7 @@ static int encode_image(SamModel *model, const char *path, SamImage **image) {
 int cmd_encode_folder(SamModel *model, const char *dir, const char *out_dir, TensorDType dtype);
 
 static int cmd_encode(int argc, char **argv) {
-    Options o;
+    CliOptions o;
     if (parse_options(argc, argv, &o)) return 1;
     if ((!o.image && !o.images) || (o.image && o.images) || !o.out)
         return fail("%s", "encode needs --model, --out and one of --image or --images");
@@ -253,7 +160,7 @@ static int cmd_encode(int argc, char **argv) {
 }
 
 // Reads the mask prompt: (L, L), (1, L, L), (1, 1, L, L) or (K, L, L) with --mask-index.
-static int load_mask_input(const Options *o, int low_res, float **mask) {
+static int load_mask_input(const CliOptions *o, int low_res, float **mask) {
     SamError err;
     uint8_t *data;
     size_t len;
@@ -365,7 +272,7 @@ static int write_outputs(const char *dir, const SamMasks *r) {
 }
 
 static int cmd_predict(int argc, char **argv) {
-    Options o;
+    CliOptions o;
     if (parse_options(argc, argv, &o)) return 1;
     if (!o.out) return fail("%s", "predict needs --out DIR");
     if (!!o.image == !!o.embedding) return fail("%s", "predict needs exactly one of --image or --embedding");
@@ -430,7 +337,7 @@ done:
 }
 
 static int cmd_info(int argc, char **argv) {
-    Options o;
+    CliOptions o;
     if (parse_options(argc, argv, &o)) return 1;
     SamModel *model;
     if (load_model(o.model, o.threads, &model)) return 1;

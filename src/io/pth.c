@@ -14,6 +14,10 @@ typedef struct PthReader {
     const char *prefix;  // the archive's single top folder, without '/'
     size_t prefix_len;
     TensorTable *table;
+    // Bytes copied for strided views. Views can share one storage, so a
+    // small file could ask for many copies of it; the copies are bounded by
+    // the file's size, which real checkpoints never come near.
+    size_t copied_bytes, copy_limit;
 } PthReader;
 
 // shape[i] * stride[i] summed: the last element's index relative to the
@@ -98,6 +102,11 @@ static int add_tensor(void *user, const PickleTensor *t, SamError *err) {
     if (numel && is_contiguous(t)) {
         data = base + (size_t)t->storage_offset * es;
     } else if (numel) {
+        if (nbytes > r->copy_limit - r->copied_bytes) {
+            return sam_error(err, "tensor '%s': strided views would copy more bytes than the checkpoint holds (%zu)",
+                             t->name, r->copy_limit);
+        }
+        r->copied_bytes += nbytes;
         uint8_t *copy = malloc(nbytes);
         if (!copy) return sam_error(err, "tensor '%s': out of memory for a %zu-byte copy", t->name, nbytes);
         if (tensor_table_adopt(r->table, copy)) {
@@ -106,6 +115,9 @@ static int add_tensor(void *user, const PickleTensor *t, SamError *err) {
         }
         gather(t, base, es, numel, copy);
         data = copy;
+    }
+    if (r->table->count >= TENSOR_MAX_COUNT) {
+        return sam_error(err, "checkpoint holds more than %d tensors", TENSOR_MAX_COUNT);
     }
     if (tensor_table_add(r->table, t->name, t->dtype, t->ndim, t->shape, data, nbytes)) {
         return sam_error(err, "out of memory adding tensor '%s'", t->name);
@@ -163,7 +175,7 @@ int pth_read(const uint8_t *buf, size_t len, TensorTable *table, SamError *err) 
     }
     ZipArchive zip;
     if (zip_open(&zip, buf, len, err)) return -1;
-    PthReader r = {&zip, NULL, 0, table};
+    PthReader r = {.zip = &zip, .table = table, .copy_limit = len};
     const uint8_t *pkl;
     size_t pkl_len;
     int rc = find_prefix(&zip, &r, err);

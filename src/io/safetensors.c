@@ -9,6 +9,8 @@
 #include "../common/half.h"
 
 #define MAX_HEADER (100u * 1024u * 1024u)
+#define SAFETENSORS_MAX_METADATA 1024
+#define SAFETENSORS_MAX_METADATA_TEXT "1024"
 
 typedef struct Json {
     const char *p, *end;
@@ -198,6 +200,10 @@ static int parse_metadata(Json *j, TensorTable *table) {
     while (peek(j) != '}') {
         if (!first && expect(j, ',')) return -1;
         first = 0;
+        // Each key is looked up linearly: a cap keeps a hostile header from
+        // costing quadratic time (ours write 3 keys).
+        if (table->meta_count >= SAFETENSORS_MAX_METADATA)
+            return jfail(j, "more than " SAFETENSORS_MAX_METADATA_TEXT " __metadata__ entries");
         char *k = NULL, *v = NULL;
         int rc = parse_string(j, &k);
         if (!rc) rc = expect(j, ':');
@@ -259,6 +265,10 @@ static int parse_header(Json *j, TensorTable *table, StInfo **infos, size_t *cou
             free(name);
             if (parse_metadata(j, table)) return -1;
             continue;
+        }
+        if (*count == TENSOR_MAX_COUNT) {
+            free(name);
+            return sam_error(j->err, "safetensors: header lists more than %d tensors", TENSOR_MAX_COUNT);
         }
         if (*count == cap) {
             cap = cap ? cap * 2 : 64;

@@ -11,6 +11,9 @@
 #include "../common/error.h"
 
 #define TENSOR_MAX_DIMS 8
+// Official checkpoints hold under 1000 tensors; the readers refuse more than
+// this (lookups by name are linear).
+#define TENSOR_MAX_COUNT 16384
 
 typedef enum TensorDType {
     DTYPE_F32 = 0,
