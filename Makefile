@@ -24,6 +24,8 @@ TEST_SRC := $(shell find tests/c -name '*.c' 2>/dev/null | sort)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+# CLI objects that test tools and fuzz targets link (the CLI's parsers).
+FUZZ_CLI_OBJ := $(BUILD)/obj/src/cli/options.o $(BUILD)/obj/src/cli/image_io.o
 
 all: $(BUILD)/sam $(TEST_BIN)
 
@@ -33,6 +35,11 @@ $(BUILD)/libsam.a: $(CORE_OBJ)
 
 $(BUILD)/sam: $(CLI_OBJ) $(BUILD)/libsam.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsam.a $(LDLIBS) $(CLI_LDLIBS)
+
+# The image decoder's test tool links the CLI's decoder (and libjpeg).
+$(BUILD)/tests/image_dump: tests/c/image_dump.c $(FUZZ_CLI_OBJ) $(BUILD)/libsam.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(FUZZ_CLI_OBJ) $(BUILD)/libsam.a $(LDLIBS) $(CLI_LDLIBS)
 
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libsam.a
 	@mkdir -p $(dir $@)
@@ -58,7 +65,6 @@ $(BUILD)/obj/%.o: %.c
 # each target linked with replay.c, a main that runs it over files (corpus replay).
 FUZZ_SRC := $(shell find tests/fuzz -name 'fuzz_*.c' 2>/dev/null | sort)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_CLI_OBJ := $(BUILD)/obj/src/cli/options.o $(BUILD)/obj/src/cli/image_io.o
 ifeq ($(SANITIZE),fuzzer)
   FUZZ_MAIN := -fsanitize=fuzzer
 else

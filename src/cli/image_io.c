@@ -151,7 +151,7 @@ static int png_chunks_fit(const uint8_t *d, size_t len, char type[5], uint32_t *
 static int is_jpeg(const uint8_t *d, size_t len) { return len >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff; }
 
 // libjpeg-turbo with its defaults (islow IDCT, fancy upsampling), as PIL and
-// OpenCV; grey and CMYK/YCCK converted to RGB by the library. The size is
+// OpenCV; grey converted to RGB by the library, CMYK/YCCK here as PIL does. The size is
 // checked from the header before any pixel is allocated.
 static int jpeg_decode(const uint8_t *data, size_t len, const char *name, uint8_t **rgb, int *width,
                        int *height, SamError *err) {
@@ -201,14 +201,18 @@ static int jpeg_decode(const uint8_t *data, size_t len, const char *name, uint8_
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     if (channels == 4) {
-        // PIL's CMYK -> RGB: R = 255 - min(255, C + K) on non-inverted values.
+        // PIL's cmyk2rgb: X = (255 - K) - C (255 - K) / 255 with its rounded
+        // division, on non-inverted values. In place: pixel i's 3 bytes never
+        // reach a later pixel's 4.
         uint8_t *out = pixels;
         for (size_t i = 0; i < (size_t)w * h; i++) {
-            int c = pixels[4 * i], m = pixels[4 * i + 1], y = pixels[4 * i + 2], k = pixels[4 * i + 3];
-            if (inverted) c = 255 - c, m = 255 - m, y = 255 - y, k = 255 - k;
-            out[3 * i] = (uint8_t)(c + k >= 255 ? 0 : 255 - c - k);
-            out[3 * i + 1] = (uint8_t)(m + k >= 255 ? 0 : 255 - m - k);
-            out[3 * i + 2] = (uint8_t)(y + k >= 255 ? 0 : 255 - y - k);
+            int v[4];
+            for (int ch = 0; ch < 4; ch++) v[ch] = inverted ? 255 - pixels[4 * i + ch] : pixels[4 * i + ch];
+            const int nk = 255 - v[3];
+            for (int ch = 0; ch < 3; ch++) {
+                const int t = v[ch] * nk + 128;
+                out[3 * i + ch] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
+            }
         }
     } else if (channels != 3) {
         free(pixels);
