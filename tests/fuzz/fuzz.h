@@ -24,4 +24,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 // Failures must name the problem: a non-empty message.
 #define FUZZ_ASSERT_MESSAGE(err) FUZZ_ASSERT((err).message[0] != '\0')
 
+#ifdef SAM_H  // targets that include sam.h first
+// The model loader on the same bytes: config inference from the shapes,
+// every expected key and shape, weight binding.
+static inline void fuzz_model_load(const uint8_t *data, size_t size) {
+    SamModel *model = NULL;
+    SamError err = {{0}};
+    if (sam_model_load(&model, data, size, &err) == 0) sam_model_free(model);
+    else FUZZ_ASSERT_MESSAGE(err);
+}
+#endif
+
 #endif

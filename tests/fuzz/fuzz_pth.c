@@ -2,10 +2,8 @@
 // the pickle interpreter, storages and strided views; then the model loader.
 // (Mutations rarely survive the CRC checks; fuzz_pickle and fuzz_zip reach
 // those parsers directly.)
-#include <string.h>
-
-#include "fuzz.h"
 #include "sam.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     TensorTable table;
@@ -19,9 +17,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT_MESSAGE(err);
     }
     tensor_table_free(&table);
-    SamModel *model = NULL;
-    memset(&err, 0, sizeof err);
-    if (sam_model_load(&model, data, size, &err) == 0) sam_model_free(model);
-    else FUZZ_ASSERT_MESSAGE(err);
+    fuzz_model_load(data, size);
     return 0;
 }
