@@ -9,7 +9,8 @@ CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wno-unused-para
 ifeq ($(SANITIZE),1)
   OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else ifeq ($(SANITIZE),fuzzer)
-  OPT := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  OPT := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+         -DIMAGE_DECODE_MAX_PIXELS=4000000  # see src/cli/image_io.c
 else
   OPT := -O3 -g
 endif
@@ -24,8 +25,11 @@ TEST_SRC := $(shell find tests/c -name '*.c' 2>/dev/null | sort)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
-# CLI objects that test tools and fuzz targets link (the CLI's parsers).
-FUZZ_CLI_OBJ := $(BUILD)/obj/src/cli/options.o $(BUILD)/obj/src/cli/image_io.o
+# The CLI's parsers, which test tools and fuzz targets link: options (all
+# targets; small) and the image decoder (with libjpeg; only where needed, so
+# the other targets also build for 32-bit x86, see tests/fuzz/run.sh).
+CLI_OPTIONS_OBJ := $(BUILD)/obj/src/cli/options.o
+CLI_IMAGE_OBJ := $(BUILD)/obj/src/cli/image_io.o
 
 all: $(BUILD)/sam $(TEST_BIN)
 
@@ -37,9 +41,9 @@ $(BUILD)/sam: $(CLI_OBJ) $(BUILD)/libsam.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsam.a $(LDLIBS) $(CLI_LDLIBS)
 
 # The image decoder's test tool links the CLI's decoder (and libjpeg).
-$(BUILD)/tests/image_dump: tests/c/image_dump.c $(FUZZ_CLI_OBJ) $(BUILD)/libsam.a
+$(BUILD)/tests/image_dump: tests/c/image_dump.c $(CLI_IMAGE_OBJ) $(BUILD)/libsam.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isrc -o $@ $< $(FUZZ_CLI_OBJ) $(BUILD)/libsam.a $(LDLIBS) $(CLI_LDLIBS)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(CLI_IMAGE_OBJ) $(BUILD)/libsam.a $(LDLIBS) $(CLI_LDLIBS)
 
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libsam.a
 	@mkdir -p $(dir $@)
@@ -73,9 +77,13 @@ endif
 
 fuzz: $(FUZZ_BIN)
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(FUZZ_CLI_OBJ) $(BUILD)/libsam.a
+$(BUILD)/fuzz/fuzz_image: tests/fuzz/fuzz_image.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(CLI_IMAGE_OBJ) $(BUILD)/libsam.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isrc -o $@ $< $(FUZZ_MAIN) $(FUZZ_CLI_OBJ) $(BUILD)/libsam.a $(LDLIBS) $(CLI_LDLIBS)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(FUZZ_MAIN) $(CLI_IMAGE_OBJ) $(BUILD)/libsam.a $(LDLIBS) $(CLI_LDLIBS)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(CLI_OPTIONS_OBJ) $(BUILD)/libsam.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(FUZZ_MAIN) $(CLI_OPTIONS_OBJ) $(BUILD)/libsam.a $(LDLIBS)
 
 clean:
 	rm -rf $(BUILD)

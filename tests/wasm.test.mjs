@@ -273,3 +273,42 @@ describe('WASM predictor vs the native CLI', () => {
     assert.deepEqual(again.lowResLogits, last.lowResLogits);
   });
 });
+
+// The browser's parsers are the same C, but WASM has a 32-bit size_t: the
+// fuzz targets' checkpoint and embedding inputs (seeds and reproducers) go
+// through the module too. Each loads or is refused with a message; the
+// module keeps working after every one.
+test('fuzz inputs through the WASM module (32-bit size_t): loaded or refused, never an abort', async () => {
+  const fuzzDir = path.join(ROOT, 'tests/fuzz');
+  const inputs = (target) => ['corpus', 'regressions'].flatMap((d) => {
+    const dir = path.join(fuzzDir, d, target);
+    return fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => path.join(dir, f)) : [];
+  });
+  const sam = await SamPredictor.load(path.join(ROOT, 'demo/models/sam_demo.safetensors'));
+  try {
+    let refused = 0, loaded = 0;
+    for (const file of [...inputs('safetensors'), ...inputs('pth'), ...inputs('zip')]) {
+      try {
+        (await SamPredictor.load(fs.readFileSync(file))).dispose();
+        loaded++;
+      } catch (e) {
+        assert.match(e.message, /\S+: \S/, `${file}: ${e.message}`);
+        assert.doesNotMatch(e.message, /abort|RuntimeError|unreachable|memory access out of bounds/i, file);
+        refused++;
+      }
+    }
+    for (const file of inputs('embedding')) {
+      try {
+        await sam.setEmbedding(fs.readFileSync(file));
+        assert.equal((await sam.predict({ points: [[10, 10, 1]] })).masks.length, 3);
+        loaded++;
+      } catch (e) {
+        assert.doesNotMatch(e.message, /abort|RuntimeError|unreachable|memory access out of bounds/i, file);
+        refused++;
+      }
+    }
+    assert.ok(refused > 10 && loaded >= 1, `refused ${refused}, loaded ${loaded}`);
+  } finally {
+    sam.dispose();
+  }
+});
