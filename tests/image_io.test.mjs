@@ -2,7 +2,7 @@
 // stb_image for PNG, BMP, TGA) against Pillow, which the official pipeline's
 // PIL path uses: Image.open(f).convert("RGB") must give the same bytes for
 // baseline and progressive JPEGs (4:2:0, 4:4:4, grey, Adobe CMYK) and 8-bit
-// PNGs (RGB, RGBA, palette, grey) and BMP.
+// PNGs (RGB, RGBA, palette, grey, an empty IDAT chunk) and BMP.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,7 +30,13 @@ img.convert("RGBA").save(f"{out}/rgba.png")
 img.convert("P").save(f"{out}/palette.png")
 img.convert("L").save(f"{out}/grey.png")
 img.save(f"{out}/rgb.bmp")
-for name in ["q90.jpg", "q75_444.jpg", "progressive.jpg", "grey.jpg", "cmyk.jpg", "rgb.png", "rgba.png", "palette.png", "grey.png", "rgb.bmp"]:
+# An empty IDAT chunk before the data (legal; stb would offset a NULL buffer).
+import zlib, struct
+png = open(f"{out}/rgb.png", "rb").read()
+at = png.index(b"IDAT") - 4
+empty = struct.pack(">I", 0) + b"IDAT" + struct.pack(">I", zlib.crc32(b"IDAT"))
+open(f"{out}/empty_idat.png", "wb").write(png[:at] + empty + png[at:])
+for name in ["q90.jpg", "q75_444.jpg", "progressive.jpg", "grey.jpg", "cmyk.jpg", "rgb.png", "rgba.png", "palette.png", "grey.png", "rgb.bmp", "empty_idat.png"]:
     open(f"{out}/{name}.pil.rgb", "wb").write(np.asarray(Image.open(f"{out}/{name}").convert("RGB")).tobytes())
     print(name)
 `;
@@ -39,7 +45,7 @@ test('decoded pixels equal Pillow\'s convert("RGB") byte for byte', () => {
   const dir = tmpDir('image-io');
   try {
     const names = runOk(PYTHON, ['-c', MAKE_IMAGES, dir]).stdout.trim().split('\n');
-    assert.equal(names.length, 10);
+    assert.equal(names.length, 11);
     for (const name of names) {
       const file = path.join(dir, name);
       const r = runOk(IMAGE_DUMP, [file, `${file}.ours.rgb`]);

@@ -139,8 +139,11 @@ static void jpeg_count_scans(j_common_ptr cinfo) {
 // stb_image grows its buffer to a PNG chunk's declared length before reading
 // the chunk, so a few bytes claiming a 2 GB IDAT cost 2 GB. Chunks are read
 // in order up to IEND, as stb does; each must fit in what remains of the file.
-static int png_chunks_fit(const uint8_t *d, size_t len, char type[5], uint32_t *claimed) {
+// Also counts empty IDAT chunks (legal, but stb then offsets a NULL buffer).
+static int png_chunks_fit(const uint8_t *d, size_t len, char type[5], uint32_t *claimed,
+                          int *empty_idats) {
     size_t p = 8;  // after the signature
+    *empty_idats = 0;
     while (p + 8 <= len) {
         const uint32_t n = be32(d + p);
         memcpy(type, d + p + 4, 4);
@@ -150,9 +153,31 @@ static int png_chunks_fit(const uint8_t *d, size_t len, char type[5], uint32_t *
             return 0;
         }
         if (memcmp(type, "IEND", 4) == 0) break;
+        if (n == 0 && memcmp(type, "IDAT", 4) == 0) ++*empty_idats;
         p += 12 + (size_t)n;  // length, type, data, CRC
     }
     return 1;
+}
+
+// A copy of a PNG (whose chunks fit) without its empty IDAT chunks: they
+// carry no data, so the image is the same. NULL when out of memory.
+static uint8_t *png_without_empty_idats(const uint8_t *d, size_t len, size_t *out_len) {
+    uint8_t *out = malloc(len);
+    if (!out) return NULL;
+    memcpy(out, d, 8);
+    size_t p = 8, q = 8;
+    while (p + 8 <= len) {
+        const uint64_t chunk = 12 + (uint64_t)be32(d + p);
+        const size_t take = chunk < len - p ? (size_t)chunk : len - p;  // a last chunk may lack its CRC
+        if (!(chunk == 12 && memcmp(d + p + 4, "IDAT", 4) == 0)) {
+            memcpy(out + q, d + p, take);
+            q += take;
+        }
+        p += take;
+    }
+    memcpy(out + q, d + p, len - p);  // bytes after the last whole chunk header
+    *out_len = q + (len - p);
+    return out;
 }
 
 static int is_jpeg(const uint8_t *d, size_t len) { return len >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff; }
@@ -231,27 +256,10 @@ static int jpeg_decode(const uint8_t *data, size_t len, const char *name, uint8_
     return 0;
 }
 
-int image_decode_rgb(const uint8_t *data, size_t len, const char *name, uint8_t **rgb, int *width,
-                     int *height, SamError *err) {
-    *rgb = NULL;
-    if (len == 0) return sam_error(err, "image '%s' is empty (0 bytes)", name);
-    if (len > 0x7fffffff) return sam_error(err, "image '%s' is larger than 2 GB", name);
+// PNG, BMP, TGA through stb_image, the size checked before decoding.
+static int stb_decode(const uint8_t *data, size_t len, const char *name, uint8_t **rgb, int *width,
+                      int *height, SamError *err) {
     int w, h, comp;
-    // Read the header first so a lying size is refused before allocation.
-    // stb_image itself refuses huge PNG/BMP headers with a generic message,
-    // so the sizes those headers claim are read here to name them.
-    if (header_size(data, len, &w, &h) && size_refused(w, h)) {
-        return sam_error(err, "image '%s' claims %dx%d pixels; the limit is %d per side and %d in all",
-                         name, w, h, SAM_MAX_IMAGE_SIDE, IMAGE_DECODE_MAX_PIXELS);
-    }
-    if (is_jpeg(data, len)) return jpeg_decode(data, len, name, rgb, width, height, err);
-    char chunk[5];
-    uint32_t claimed;
-    if (len >= 8 && memcmp(data, PNG_SIGNATURE, 8) == 0 && !png_chunks_fit(data, len, chunk, &claimed)) {
-        for (int i = 0; i < 4; i++) chunk[i] = chunk[i] >= 32 && chunk[i] < 127 ? chunk[i] : '?';
-        return sam_error(err, "image '%s' is a corrupt PNG: chunk '%s' claims %u bytes, more than the file holds",
-                         name, chunk, claimed);
-    }
     if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp)) {
         const char *why = stbi_failure_reason();
         return sam_error(err, "image '%s' is not a readable PNG, JPEG, BMP or TGA (%s)", name,
@@ -270,6 +278,41 @@ int image_decode_rgb(const uint8_t *data, size_t len, const char *name, uint8_t 
     *width = w;
     *height = h;
     return 0;
+}
+
+int image_decode_rgb(const uint8_t *data, size_t len, const char *name, uint8_t **rgb, int *width,
+                     int *height, SamError *err) {
+    *rgb = NULL;
+    if (len == 0) return sam_error(err, "image '%s' is empty (0 bytes)", name);
+    if (len > 0x7fffffff) return sam_error(err, "image '%s' is larger than 2 GB", name);
+    int w, h;
+    // Read the header first so a lying size is refused before allocation.
+    // stb_image itself refuses huge PNG/BMP headers with a generic message,
+    // so the sizes those headers claim are read here to name them.
+    if (header_size(data, len, &w, &h) && size_refused(w, h)) {
+        return sam_error(err, "image '%s' claims %dx%d pixels; the limit is %d per side and %d in all",
+                         name, w, h, SAM_MAX_IMAGE_SIDE, IMAGE_DECODE_MAX_PIXELS);
+    }
+    if (is_jpeg(data, len)) return jpeg_decode(data, len, name, rgb, width, height, err);
+    char chunk[5];
+    uint32_t claimed;
+    int empty_idats = 0;
+    if (len >= 8 && memcmp(data, PNG_SIGNATURE, 8) == 0) {
+        if (!png_chunks_fit(data, len, chunk, &claimed, &empty_idats)) {
+            for (int i = 0; i < 4; i++) chunk[i] = chunk[i] >= 32 && chunk[i] < 127 ? chunk[i] : '?';
+            return sam_error(err, "image '%s' is a corrupt PNG: chunk '%s' claims %u bytes, more than the file holds",
+                             name, chunk, claimed);
+        }
+        if (empty_idats) {
+            size_t clean_len;
+            uint8_t *clean = png_without_empty_idats(data, len, &clean_len);
+            if (!clean) return sam_error(err, "out of memory reading '%s'", name);
+            const int rc = stb_decode(clean, clean_len, name, rgb, width, height, err);
+            free(clean);
+            return rc;
+        }
+    }
+    return stb_decode(data, len, name, rgb, width, height, err);
 }
 
 int image_load_rgb(const char *path, uint8_t **rgb, int *width, int *height, SamError *err) {
