@@ -51,7 +51,7 @@ async function session(sam, first, count, log) {
 
 test('native: 50 image switches and 1000 predictions, heap in use flat', () => {
   const model = safetensors('tiny');
-  for (const build of [BUILD, path.join(ROOT, 'build/asan')]) {
+  for (const build of new Set([BUILD, path.join(ROOT, 'build/asan')])) {
     const bin = path.join(build, 'tests/test_long_session');
     if (!fs.existsSync(bin)) continue;
     const r = run(bin, [model, String(IMAGES)]);
