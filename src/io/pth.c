@@ -59,6 +59,9 @@ static void gather(const PickleTensor *t, const uint8_t *base, size_t es, int64_
 
 static int add_tensor(void *user, const PickleTensor *t, SamError *err) {
     PthReader *r = user;
+    if (r->table->count >= TENSOR_MAX_COUNT) {
+        return sam_error(err, "checkpoint holds more than %d tensors", TENSOR_MAX_COUNT);
+    }
     size_t es = tensor_dtype_size(t->dtype);
     size_t key_len = strlen(t->storage_key);
     char *path = malloc(r->prefix_len + key_len + 7);
@@ -115,9 +118,6 @@ static int add_tensor(void *user, const PickleTensor *t, SamError *err) {
         }
         gather(t, base, es, numel, copy);
         data = copy;
-    }
-    if (r->table->count >= TENSOR_MAX_COUNT) {
-        return sam_error(err, "checkpoint holds more than %d tensors", TENSOR_MAX_COUNT);
     }
     if (tensor_table_add(r->table, t->name, t->dtype, t->ndim, t->shape, data, nbytes)) {
         return sam_error(err, "out of memory adding tensor '%s'", t->name);

@@ -81,6 +81,17 @@ class LayerNorm2d(nn.Module):
 # image encoder (official: modeling/image_encoder.py, ViTDet backbone)
 
 
+def sam_neck(in_chans: int, out_chans: int) -> nn.Sequential:
+    """The image encoders' neck (official ImageEncoderViT.neck, also MobileSAM's
+    TinyViT.neck): keys neck.0 .. neck.3."""
+    return nn.Sequential(
+        nn.Conv2d(in_chans, out_chans, kernel_size=1, bias=False),
+        LayerNorm2d(out_chans),
+        nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
+        LayerNorm2d(out_chans),
+    )
+
+
 class PatchEmbed(nn.Module):
     """Conv k=patch, stride=patch (3 -> C), output channels-last (B, G, G, C)."""
 
@@ -257,12 +268,7 @@ class ImageEncoderViT(nn.Module):
             )
             for i in range(depth)
         )
-        self.neck = nn.Sequential(
-            nn.Conv2d(embed_dim, out_chans, kernel_size=1, bias=False),
-            LayerNorm2d(out_chans),
-            nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
-            LayerNorm2d(out_chans),
-        )
+        self.neck = sam_neck(embed_dim, out_chans)
 
     def forward(self, x: torch.Tensor, stages: Stages = None) -> torch.Tensor:
         x = self.patch_embed(x)

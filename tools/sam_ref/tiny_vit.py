@@ -263,7 +263,7 @@ class TinyViT(nn.Module):
                  window_sizes: List[int] = VIT_T["window_sizes"], mlp_ratio: float = 4.0,
                  mbconv_expand_ratio: float = 4.0, out_chans: int = 256) -> None:
         super().__init__()
-        from model import LayerNorm2d  # model.py imports this module lazily
+        from model import sam_neck  # model.py imports this module lazily
 
         self.img_size = img_size
         self.patch_embed = PatchEmbed(in_chans, embed_dims[0])
@@ -281,12 +281,7 @@ class TinyViT(nn.Module):
             self.layers.append(layer)
         self.norm_head = nn.LayerNorm(embed_dims[-1])
         self.head = nn.Linear(embed_dims[-1], num_classes)
-        self.neck = nn.Sequential(
-            nn.Conv2d(embed_dims[-1], out_chans, kernel_size=1, bias=False),
-            LayerNorm2d(out_chans),
-            nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
-            LayerNorm2d(out_chans),
-        )
+        self.neck = sam_neck(embed_dims[-1], out_chans)
 
     def forward(self, x: torch.Tensor, stages: Stages = None) -> torch.Tensor:
         x = self.patch_embed(x)
