@@ -539,7 +539,7 @@ int sam_predict(SamModel *m, const SamImage *img, const SamPrompt *p, SamMasks *
     const double t_prompt = sam_clock_ms();
     if (mask_decoder_forward(masks_low, all_iou, img->embedding, dense,
                              dense ? NULL : &img->decoder_state, &m->decoder_plan, sparse,
-                             n_sparse, first, count, DECODER_PATH_FAST, &m->weights.decoder, c,
+                             n_sparse, first, count, DECODER_PATH_FAST, c,
                              arena, out->stage_ms + SAM_STAGE_TRANSFORMER, err))
         return -1;
     out->stage_ms[SAM_STAGE_PROMPT] = (float)(t_prompt - t_start);

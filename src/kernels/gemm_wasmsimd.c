@@ -69,6 +69,48 @@ static void kernel_6x8(int kc, const float *a, const float *b, float *c, int ldc
     ACC_STORE(0); ACC_STORE(1); ACC_STORE(2); ACC_STORE(3); ACC_STORE(4); ACC_STORE(5);
 }
 
+// kernel_6x8 for the first `rows` rows (GemmEdgeKernelFn): with rows a
+// constant after inlining, the accumulators stay in registers.
+static inline __attribute__((always_inline)) void kernel_rows_x8(const int rows, int kc,
+                                                                 const float *a, const float *b,
+                                                                 float *c, int ldc, float alpha,
+                                                                 float beta) {
+    v128_t acc[MR - 1][2];
+    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = wasm_f32x4_splat(0.0f);
+    for (int p = 0; p < kc; p++) {
+        const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+        for (int i = 0; i < rows; i++) {
+            const v128_t ai = wasm_v128_load32_splat(a + i);
+            acc[i][0] = wasm_f32x4_add(acc[i][0], wasm_f32x4_mul(ai, b0));
+            acc[i][1] = wasm_f32x4_add(acc[i][1], wasm_f32x4_mul(ai, b1));
+        }
+        a += MR;
+        b += NR;
+    }
+    const v128_t va = wasm_f32x4_splat(alpha), vb = wasm_f32x4_splat(beta);
+    for (int i = 0; i < rows; i++) {
+        float *ci = c + (size_t)i * ldc;
+        v128_t ra = wasm_f32x4_mul(va, acc[i][0]), rb = wasm_f32x4_mul(va, acc[i][1]);
+        if (beta != 0.0f) {
+            ra = wasm_f32x4_add(ra, wasm_f32x4_mul(vb, wasm_v128_load(ci)));
+            rb = wasm_f32x4_add(rb, wasm_f32x4_mul(vb, wasm_v128_load(ci + 4)));
+        }
+        wasm_v128_store(ci, ra);
+        wasm_v128_store(ci + 4, rb);
+    }
+}
+
+static void kernel_edge(int rows, int kc, const float *a, const float *b, float *c, int ldc,
+                        float alpha, float beta) {
+    switch (rows) {
+    case 1: kernel_rows_x8(1, kc, a, b, c, ldc, alpha, beta); break;
+    case 2: kernel_rows_x8(2, kc, a, b, c, ldc, alpha, beta); break;
+    case 3: kernel_rows_x8(3, kc, a, b, c, ldc, alpha, beta); break;
+    case 4: kernel_rows_x8(4, kc, a, b, c, ldc, alpha, beta); break;
+    default: kernel_rows_x8(5, kc, a, b, c, ldc, alpha, beta); break;
+    }
+}
+
 // The transposing pack (gemm_internal.h, GemmPackRowsFn) with 4 x 4 register
 // transposes: four rows' next four k steps are loaded as four vectors and
 // stored as four k-major groups of four. The decoder packs whole image-side
@@ -121,7 +163,7 @@ static void pack_rows_wasmsimd(float *dst, const float *src, int ld, int rows, i
 // 120 x 256 x 4 B = 120 KiB (L2); kc x nc B block = 256 x 1024 x 4 B = 1 MiB.
 static const GemmVariant wasmsimd_variant = {
     .name = "wasmsimd", .mr = MR, .nr = NR, .kc = 256, .mc = 120, .nc = 1024,
-    .kernel = kernel_6x8, .pack_rows = pack_rows_wasmsimd,
+    .kernel = kernel_6x8, .edge_kernel = kernel_edge, .pack_rows = pack_rows_wasmsimd,
 };
 
 const GemmVariant *gemm_variant_wasmsimd(void) { return &wasmsimd_variant; }

@@ -47,6 +47,10 @@ void gemm_pack_b_sum(GemmPackedB *p, float *buffer, const float *x, const float 
 // C (m, n) = alpha * A (m, k) @ op(B) + beta * C, with op(B) as packed.
 void gemm_packed_b(int m, int n, int k, float alpha, const float *a, int lda,
                    const GemmPackedB *b, float beta, float *c, int ldc);
+// linear_forward with the weight (n, k) packed by gemm_pack_b (trans_b 1):
+// for layers applied to a few rows many times (the decoder's tokens).
+void linear_forward_packed(float *y, const float *x, const GemmPackedB *w, const float *bias,
+                           int m, int k, int n);
 
 // Scalar references of the above (always available; the dispatching versions
 // may call SIMD code). SAM_SCALAR=1 in the environment forces these natively.
@@ -98,6 +102,8 @@ const char *ops_variant_name(void);
 void row_mean_rstd(const float *x, int n, int c, float eps, float *mean, float *rstd);
 // x += y elementwise.
 void add_inplace(float *x, const float *y, size_t n);
+// dst = a + b elementwise.
+void add_to(float *dst, const float *a, const float *b, size_t n);
 // Transpose src (rows, cols) into dst (cols, rows).
 void transpose(float *dst, const float *src, int rows, int cols);
 

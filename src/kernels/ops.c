@@ -20,6 +20,16 @@ void linear_forward(float *y, const float *x, const float *w, const float *bias,
     }
 }
 
+void linear_forward_packed(float *y, const float *x, const GemmPackedB *w, const float *bias,
+                           int m, int k, int n) {
+    if (bias) {
+        for (int i = 0; i < m; i++) memcpy(y + (size_t)i * n, bias, sizeof(float) * (size_t)n);
+        gemm_packed_b(m, n, k, 1.0f, x, k, w, 1.0f, y, n);
+    } else {
+        gemm_packed_b(m, n, k, 1.0f, x, k, w, 0.0f, y, n);
+    }
+}
+
 // Reference LayerNorm, accumulating in double.
 void layernorm_rows_scalar(float *y, const float *x, const float *gamma, const float *beta, int n,
                            int c, float eps) {
@@ -151,6 +161,10 @@ void softmax_cols_scalar_range(float *x, int rows, int cols, int j0, int j1) {
 
 void softmax_cols_scalar(float *x, int rows, int cols) {
     softmax_cols_scalar_range(x, rows, cols, 0, cols);
+}
+
+SAM_MULTIVERSION void add_to(float *dst, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
 }
 
 SAM_MULTIVERSION void add_inplace(float *x, const float *y, size_t n) {

@@ -51,9 +51,9 @@ void attention_reference(float *out, const float *q_in, const float *k_in, const
     float *v = k + (size_t)nk * I;
     float *o = v + (size_t)nk * I;
     float *s = o + (size_t)nq * I;
-    linear_forward(q, q_in, w->q_proj.weight, w->q_proj.bias, nq, D, I);
-    linear_forward(k, k_in, w->k_proj.weight, w->k_proj.bias, nk, D, I);
-    linear_forward(v, v_in, w->v_proj.weight, w->v_proj.bias, nk, D, I);
+    linear_apply(q, q_in, &w->q_proj, nq, D, I);
+    linear_apply(k, k_in, &w->k_proj, nk, D, I);
+    linear_apply(v, v_in, &w->v_proj, nk, D, I);
     const float divisor = score_divisor(d);
     const size_t n_scores = (size_t)nq * nk;
     for (int h = 0; h < d.heads; h++) {
@@ -64,7 +64,7 @@ void attention_reference(float *out, const float *q_in, const float *k_in, const
         // o_h (nq, hd) = s @ v_h, written into the recombined (nq, I) layout.
         gemm_nn(nq, hd, nk, 1.0f, s, nk, v + h * hd, I, 0.0f, o + h * hd, I);
     }
-    linear_forward(out, o, w->out_proj.weight, w->out_proj.bias, nq, I, D);
+    linear_apply(out, o, &w->out_proj, nq, I, D);
 }
 
 // ---------------------------------------------------------------------------
@@ -107,7 +107,7 @@ void attention_to_image(float *out, const float *q_in, const float *k_in,
     float *s = a + (size_t)HT * D;
     float *u = s + (size_t)HT * N;
     float *o = u + (size_t)HT * D;
-    linear_forward(q, q_in, w->q_proj.weight, w->q_proj.bias, T, D, I);
+    linear_apply(q, q_in, &w->q_proj, T, D, I);
     // a_h (T, D) = q_h (T, hd) @ W_k[h] (hd, D)
     for (int h = 0; h < H; h++)
         gemm_nn(T, D, hd, 1.0f, q + h * hd, I, w->k_proj.weight + (size_t)h * hd * D, D, 0.0f,
@@ -128,53 +128,34 @@ void attention_to_image(float *out, const float *q_in, const float *k_in,
     for (int h = 0; h < H; h++)
         gemm_nt(T, hd, D, 1.0f, u + (size_t)h * T * D, D, w->v_proj.weight + (size_t)h * hd * D, D,
                 1.0f, o + h * hd, I);
-    linear_forward(out, o, w->out_proj.weight, w->out_proj.bias, T, I, D);
-}
-
-size_t attention_to_projected_image_scratch_floats(int T, int N, AttentionDims d) {
-    // q (T, I), one head's scores (T, N), o (T, I)
-    return (size_t)2 * T * d.internal + (size_t)T * N;
-}
-
-void attention_to_projected_image(float *out, const float *q_in, const float *k, const float *v,
-                                  const GemmPackedB *k_heads, const GemmPackedB *v_heads, int T,
-                                  int N, AttentionDims d, const AttentionWeights *w,
-                                  float *scratch) {
-    const int D = d.dim, I = d.internal, hd = head_dim(d);
-    float *q = scratch;
-    float *s = q + (size_t)T * I;
-    float *o = s + (size_t)T * N;
-    linear_forward(q, q_in, w->q_proj.weight, w->q_proj.bias, T, D, I);
-    const float divisor = score_divisor(d);
-    const size_t n_scores = (size_t)T * N;
-    for (int h = 0; h < d.heads; h++) {
-        if (k_heads)
-            gemm_packed_b(T, N, hd, 1.0f, q + h * hd, I, &k_heads[h], 0.0f, s, N);
-        else
-            gemm_nt(T, N, hd, 1.0f, q + h * hd, I, k + h * hd, I, 0.0f, s, N);
-        for (size_t i = 0; i < n_scores; i++) s[i] = s[i] / divisor;
-        softmax_rows(s, T, N);
-        if (v_heads)
-            gemm_packed_b(T, hd, N, 1.0f, s, N, &v_heads[h], 0.0f, o + h * hd, I);
-        else
-            gemm_nn(T, hd, N, 1.0f, s, N, v + h * hd, I, 0.0f, o + h * hd, I);
-    }
-    linear_forward(out, o, w->out_proj.weight, w->out_proj.bias, T, I, D);
+    linear_apply(out, o, &w->out_proj, T, I, D);
 }
 
 // ---------------------------------------------------------------------------
 // Image -> tokens
 
-size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d, int proj_e) {
+size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d) {
     const size_t HT = (size_t)d.heads * T, I = (size_t)d.internal, D = (size_t)d.dim;
-    const size_t E = (size_t)proj_e;
     // k, v (T, I); scores (HT, N); then the larger of: the folded query
-    // vectors (HT, D) + (HT), or value vectors (HT, D) and their projection
-    // (HT, E); the reference form's q or o (N, I) and its projected output
-    // (N, D).
-    const size_t folded = HT * D + (HT > HT * E ? HT : HT * E);
+    // vectors (HT, D) + (HT), or the value vectors (HT, D); the reference
+    // form's q or o (N, I) and its projected output (N, D).
+    const size_t folded = HT * D + HT;
     const size_t reference = (size_t)N * (I + D);
     return 2 * (size_t)T * I + (size_t)N * HT + (folded > reference ? folded : reference);
+}
+
+void attention_output_values(float *g, const float *v, int T, AttentionDims d,
+                             const AttentionWeights *w) {
+    const int D = d.dim, I = d.internal, H = d.heads, hd = head_dim(d);
+    const float inv_heads = 1.0f / (float)H;
+    for (int h = 0; h < H; h++) {
+        // g_h (T, D) = v_h (T, hd) @ W_o[:, h]^T + b_o / H; W_o is (D, I),
+        // its head columns (D, hd).
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < D; j++) g[((size_t)h * T + t) * D + j] = w->out_proj.bias[j] * inv_heads;
+        gemm_nt(T, D, hd, 1.0f, v + h * hd, I, w->out_proj.weight + h * hd, I, 1.0f,
+                g + (size_t)h * T * D, D);
+    }
 }
 
 // With k = k_in W_k^T + b_k and v = v_in W_v^T + b_v (T rows each), the
@@ -191,21 +172,18 @@ size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d, int pr
 // T tokens is then a softmax down a column, across the vector lanes
 // (softmax_cols), and the products read them through gemm_tn.
 void attention_from_image_add(float *image, const float *q_in, const GemmPackedB *q_in_packed,
-                              const float *q_projected, const GemmPackedB *q_projected_heads,
                               const float *k_in, const float *v_in, int T, int N, AttentionDims d,
-                              const AttentionWeights *w, int allow_folding,
-                              const ImageProjection *proj, float *scratch) {
+                              const AttentionWeights *w, int allow_folding, float *scratch) {
     const int D = d.dim, I = d.internal, H = d.heads, hd = head_dim(d), HT = H * T;
     const int fold = allow_folding && attention_folding_pays(T, d);
     float *k = scratch;
     float *v = k + (size_t)T * I;
     float *st = v + (size_t)T * I;  // (HT, N)
     float *rest = st + (size_t)N * HT;
-    linear_forward(k, k_in, w->k_proj.weight, w->k_proj.bias, T, D, I);
-    linear_forward(v, v_in, w->v_proj.weight, w->v_proj.bias, T, D, I);
+    linear_apply(k, k_in, &w->k_proj, T, D, I);
+    linear_apply(v, v_in, &w->v_proj, T, D, I);
 
-    const float *q = q_projected;
-    if (!q && fold) {
+    if (fold) {
         float *bq = rest;                      // (HT, D)
         float *e = bq + (size_t)HT * D;        // (HT)
         for (int h = 0; h < H; h++) {
@@ -224,19 +202,11 @@ void attention_from_image_add(float *image, const float *q_in, const GemmPackedB
             for (int n = 0; n < N; n++) row[n] += e[r];
         }
     } else {
-        if (!q) {
-            float *qp = rest;  // (N, I)
-            linear_forward(qp, q_in, w->q_proj.weight, w->q_proj.bias, N, D, I);
-            q = qp;
-        }
+        float *q = rest;  // (N, I)
+        linear_apply(q, q_in, &w->q_proj, N, D, I);
         // scores_h^T (T, N) = k_h (T, hd) @ q_h^T
-        for (int h = 0; h < H; h++) {
-            float *st_h = st + (size_t)h * T * N;
-            if (q_projected_heads && q == q_projected)
-                gemm_packed_b(T, N, hd, 1.0f, k + h * hd, I, &q_projected_heads[h], 0.0f, st_h, N);
-            else
-                gemm_nt(T, N, hd, 1.0f, k + h * hd, I, q + h * hd, I, 0.0f, st_h, N);
-        }
+        for (int h = 0; h < H; h++)
+            gemm_nt(T, N, hd, 1.0f, k + h * hd, I, q + h * hd, I, 0.0f, st + (size_t)h * T * N, N);
     }
     const float divisor = score_divisor(d);
     const size_t n_scores = (size_t)N * HT;
@@ -248,32 +218,15 @@ void attention_from_image_add(float *image, const float *q_in, const GemmPackedB
         // sum_{h,t} p_{n,h,t} b_o / H: added to every g_{h,t} as b_o / H, it
         // needs no pass over the N rows of its own.
         float *g = rest;  // (HT, D); the query vectors above are no longer needed
-        const float inv_heads = 1.0f / (float)H;
-        for (int h = 0; h < H; h++) {
-            // g_h (T, D) = v_h (T, hd) @ W_o[:, h]^T + b_o / H; W_o is (D, I),
-            // its head columns (D, hd).
-            for (int t = 0; t < T; t++)
-                for (int j = 0; j < D; j++)
-                    g[((size_t)h * T + t) * D + j] = w->out_proj.bias[j] * inv_heads;
-            gemm_nt(T, D, hd, 1.0f, v + h * hd, I, w->out_proj.weight + h * hd, I, 1.0f,
-                    g + (size_t)h * T * D, D);
-        }
+        attention_output_values(g, v, T, d, w);
         gemm_tn(N, D, HT, 1.0f, st, N, g, D, 1.0f, image, D);
-        if (proj) {
-            // The same update seen through the projection: rows += p (g W).
-            const int E = proj->e;
-            float *gw = g + (size_t)HT * D;  // (HT, E)
-            gemm_nn(HT, E, D, 1.0f, g, D, proj->w, E, 0.0f, gw, E);
-            gemm_tn(N, E, HT, 1.0f, st, N, gw, E, 1.0f, proj->rows, E);
-        }
     } else {
         float *o = rest;                       // (N, I)
         float *out = o + (size_t)N * I;        // (N, D)
         // o_h (N, hd) = p_h (N, T) @ v_h, p_h^T stored (T, N)
         for (int h = 0; h < H; h++)
             gemm_tn(N, hd, T, 1.0f, st + (size_t)h * T * N, N, v + h * hd, I, 0.0f, o + h * hd, I);
-        linear_forward(out, o, w->out_proj.weight, w->out_proj.bias, N, I, D);
+        linear_apply(out, o, &w->out_proj, N, I, D);
         add_inplace(image, out, (size_t)N * D);
-        if (proj) gemm_nn(N, proj->e, D, 1.0f, out, D, proj->w, proj->e, 1.0f, proj->rows, proj->e);
     }
 }

@@ -9,9 +9,6 @@
 //    of being projected to the internal width (decoder_attention.c derives
 //    each identity). Each falls back to the reference form when the
 //    rearrangement would cost more (many tokens).
-//  - with the image-side projections computed once per image (the first
-//    block of the decoder, where the image side does not depend on the
-//    prompt).
 // Tokens are rows: (count, dim) row-major. Weights are nn.Linear (out, in).
 #ifndef SAM_MODEL_DECODER_ATTENTION_H
 #define SAM_MODEL_DECODER_ATTENTION_H
@@ -42,36 +39,19 @@ void attention_to_image(float *out, const float *q_in, const float *k_in,
                         AttentionDims d, const AttentionWeights *w, int allow_folding,
                         float *scratch);
 
-// The same with the image-side projections given: k (N, I) = k_proj(k_in)
-// and v (N, I) = v_proj(v_in), biases included; k_heads and v_heads (NULL,
-// or one per head) are their head slices packed (k: trans_b 1, v: 0).
-size_t attention_to_projected_image_scratch_floats(int T, int N, AttentionDims d);
-void attention_to_projected_image(float *out, const float *q_in, const float *k, const float *v,
-                                  const GemmPackedB *k_heads, const GemmPackedB *v_heads, int T,
-                                  int N, AttentionDims d, const AttentionWeights *w,
-                                  float *scratch);
-
-// A linear projection of the image rows kept up to date with them:
-// rows (N, e) = image (N, D) @ w (D, e).
-typedef struct ImageProjection {
-    float *rows;
-    const float *w;
-    int e;
-} ImageProjection;
-
 // image (N, D) += Attention(q_in (N, D), k_in (T, D), v_in (T, D)): the
-// image-to-token attention with its residual add. q_projected, when not
-// NULL, is q_proj(q_in) (N, I) computed beforehand (q_in is then unused).
-// q_in_packed / q_projected_heads (NULL or packed with trans_b 1, the latter
-// one per head) let the products skip packing those.
-// proj, when not NULL, receives the same update: proj->rows += update @
-// proj->w (N H T e multiply-adds in the rearranged form instead of N D e).
-size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d, int proj_e);
+// image-to-token attention with its residual add. q_in_packed (NULL or
+// packed with trans_b 1) lets the product skip packing q_in.
+size_t attention_from_image_scratch_floats(int T, int N, AttentionDims d);
 void attention_from_image_add(float *image, const float *q_in, const GemmPackedB *q_in_packed,
-                              const float *q_projected, const GemmPackedB *q_projected_heads,
                               const float *k_in, const float *v_in, int T, int N, AttentionDims d,
-                              const AttentionWeights *w, int allow_folding,
-                              const ImageProjection *proj, float *scratch);
+                              const AttentionWeights *w, int allow_folding, float *scratch);
+
+// The values of the rearranged image-to-token attention through its output
+// projection (decoder_attention.c derives them): g (H T, D), row h T + t =
+// W_o[:, h] v_{t,h} + b_o / H, for v (T, I) = v_proj of the tokens.
+void attention_output_values(float *g, const float *v, int T, AttentionDims d,
+                             const AttentionWeights *w);
 
 // Whether the rearranged forms cost less than the reference for T tokens.
 int attention_folding_pays(int T, AttentionDims d);

@@ -22,35 +22,104 @@ static size_t arena_rounded(size_t n) { return (n + 15) & ~(size_t)15; }
 // ConvTranspose2d(C1, C2, 2, stride 2), GELU. With kernel 2 and stride 2
 // every output pixel (2y + kh, 2x + kw) receives exactly one input pixel
 // (y, x), through the tap weight[ci][co][kh][kw], so each convolution is one
-// GEMM whose columns are (tap, channel) pairs. Ordering those columns
-// tap-major keeps each pixel's channels contiguous, so nothing is scattered
-// between the stages:
-//  1. u1 (N, 4 C1) = keys (N, D) @ W1 + b1: row n = grid pixel n, columns
-//     (tap1, c1); read as (4N, C1), row r = 4 n + tap1 is one pixel of the
-//     2G x 2G map with its C1 channels, so LayerNorm2d is a LayerNorm over
-//     rows, then GELU.
-//  2. u2 (4 C2, 4N) = W2 (4 C2, C1) @ u1^T: rows (tap2, c2), one column per
-//     2G x 2G pixel r.
-//  3. masks: for each tap2 and channel c2, GELU(u2 row + b2[c2]) is added,
-//     weighted by each hypernetwork output, into a (tap2, r) plane per mask;
-//     only those few planes are scattered to the 4G x 4G image.
+// GEMM whose rows are (tap, channel) pairs. Keeping the maps channel-major,
+// one column per grid pixel, the GEMMs read their right operands without a
+// transposing pack, and nothing is scattered until the end:
+//  1. u1 (4 C1, N) = W1^T (4 C1, D) @ keys^T + b1: rows (tap1, c1), column
+//     n = grid pixel n; for each tap1 the (C1, N) block is a channel-major
+//     map of C1 channels, so LayerNorm2d is layernorm_channels; then GELU.
+//  2. per tap1, u2 (4 C2, N) = W2 (4 C2, C1) @ u1[tap1]: rows (tap2, c2).
+//  3. masks: for each (tap1, tap2) and channel c2, GELU(u2 row + b2[c2]) is
+//     added, weighted by each hypernetwork output, into a (tap1, tap2, n)
+//     plane per mask;
+//  4. only those few planes are scattered to the 4G x 4G image.
+
+// The linear layers applied to the prompt tokens (not to the image rows),
+// with their (out, in) shapes: up to 10 per block, 2 in the final
+// attention, 3 per hypernetwork, the IoU head.
+typedef struct TokenLinear {
+    LinearWeights *l;
+    int out, in;
+} TokenLinear;
+#define MAX_TOKEN_LINEARS (10 * SAM_MAX_DECODER_DEPTH + 2 + 3 * 8 + 3)
+
+static int token_linears(TokenLinear *list, MaskDecoderWeights *w, const SamConfig *cfg) {
+    const int D = cfg->prompt_dim, I = cfg->attn_internal_dim, H = cfg->iou_hidden_dim;
+    int n = 0;
+#define ADD(layer, o, i) list[n++] = (TokenLinear){&(layer), (o), (i)}
+    for (int l = 0; l < cfg->decoder_depth; l++) {
+        TwoWayBlockWeights *b = &w->layers[l];
+        ADD(b->self_attn.q_proj, D, D);
+        ADD(b->self_attn.k_proj, D, D);
+        ADD(b->self_attn.v_proj, D, D);
+        ADD(b->self_attn.out_proj, D, D);
+        ADD(b->cross_attn_token_to_image.q_proj, I, D);
+        ADD(b->cross_attn_token_to_image.out_proj, D, I);
+        ADD(b->cross_attn_image_to_token.k_proj, I, D);
+        ADD(b->cross_attn_image_to_token.v_proj, I, D);
+        ADD(b->mlp_lin1, cfg->decoder_mlp_dim, D);
+        ADD(b->mlp_lin2, D, cfg->decoder_mlp_dim);
+    }
+    ADD(w->final_attn_token_to_image.q_proj, I, D);
+    ADD(w->final_attn_token_to_image.out_proj, D, I);
+    for (int t = 0; t < cfg->num_mask_tokens; t++) {
+        ADD(w->hyper_mlps[t][0], D, D);
+        ADD(w->hyper_mlps[t][1], D, D);
+        ADD(w->hyper_mlps[t][2], cfg->upscale_dim2, D);
+    }
+    const int iou_dims[4] = {D, H, H, cfg->num_mask_tokens};
+    for (int j = 0; j < cfg->iou_head_depth; j++) ADD(w->iou_head[j], iou_dims[j + 1], iou_dims[j]);
+#undef ADD
+    return n;
+}
+
+static int pack_token_linears(MaskDecoderPlan *plan, const MaskDecoderWeights *w,
+                              const SamConfig *cfg) {
+    TokenLinear list[MAX_TOKEN_LINEARS];
+    plan->weights = *w;
+    const int n = token_linears(list, &plan->weights, cfg);
+    size_t floats = 0;
+    for (int i = 0; i < n; i++) floats += gemm_pack_b_floats(list[i].out, list[i].in);
+    plan->packs = malloc(sizeof(GemmPackedB) * (size_t)n);
+    plan->pack_buffer = malloc(sizeof(float) * (floats ? floats : 1));
+    if (!plan->packs || !plan->pack_buffer) return -1;
+    float *at = plan->pack_buffer;
+    for (int i = 0; i < n; i++) {
+        gemm_pack_b(&plan->packs[i], at, list[i].l->weight, list[i].in, list[i].out, list[i].in, 1);
+        at += gemm_pack_b_floats(list[i].out, list[i].in);
+        list[i].l->packed = &plan->packs[i];
+    }
+    return 0;
+}
 
 int mask_decoder_plan_init(MaskDecoderPlan *plan, const float *dense_pe,
                            const MaskDecoderWeights *w, const SamConfig *cfg) {
+    memset(plan, 0, sizeof *plan);
+    if (cfg->decoder_depth > SAM_MAX_DECODER_DEPTH || cfg->num_mask_tokens > 8 ||
+        cfg->iou_head_depth > 3 || pack_token_linears(plan, w, cfg)) {
+        mask_decoder_plan_free(plan);
+        return -1;
+    }
     const int D = cfg->prompt_dim, N = cfg->grid * cfg->grid;
     const int C1 = cfg->upscale_dim1, C2 = cfg->upscale_dim2;
     const size_t n_key_pe = (size_t)N * D, n_w1 = (size_t)D * 4 * C1, n_b1 = (size_t)4 * C1;
-    const size_t n_w2 = (size_t)4 * C2 * C1, n_proj = keys_projection_model_floats(cfg);
-    float *buf = malloc(sizeof(float) * (n_key_pe + n_w1 + n_b1 + n_w2 + n_proj));
-    if (!buf) return -1;
+    const size_t n_w2 = (size_t)4 * C2 * C1, n_lowrank = lowrank_model_floats(cfg);
+    float *buf = malloc(sizeof(float) * (n_key_pe + n_w1 + n_b1 + n_w2 + n_lowrank));
+    float *scratch = malloc(sizeof(float) * lowrank_model_scratch_floats(cfg));
+    if (!buf || !scratch) {
+        free(buf);
+        free(scratch);
+        mask_decoder_plan_free(plan);
+        return -1;
+    }
     float *key_pe = buf, *w1 = key_pe + n_key_pe, *b1 = w1 + n_w1, *w2 = b1 + n_b1;
-    float *proj = w2 + n_w2;
+    float *lowrank = w2 + n_w2;
     transpose(key_pe, dense_pe, D, N);
     // ConvTranspose2d weights are (in, out, kh, kw): tap = kh * 2 + kw.
     for (int ci = 0; ci < D; ci++)
         for (int co = 0; co < C1; co++)
             for (int tap = 0; tap < 4; tap++)
-                w1[(size_t)ci * 4 * C1 + tap * C1 + co] = w->upscale1_w[((size_t)ci * C1 + co) * 4 + tap];
+                w1[((size_t)tap * C1 + co) * D + ci] = w->upscale1_w[((size_t)ci * C1 + co) * 4 + tap];
     for (int tap = 0; tap < 4; tap++) memcpy(b1 + tap * C1, w->upscale1_b, sizeof(float) * C1);
     for (int ci = 0; ci < C1; ci++)
         for (int co = 0; co < C2; co++)
@@ -61,12 +130,15 @@ int mask_decoder_plan_init(MaskDecoderPlan *plan, const float *dense_pe,
     plan->upscale1_w = w1;
     plan->upscale1_b = b1;
     plan->upscale2_w = w2;
-    keys_projection_init(&plan->keys_projection, proj, w1, 4 * C1, w, cfg);
+    lowrank_model_init(&plan->lowrank, lowrank, key_pe, w, cfg, scratch);
+    free(scratch);
     return 0;
 }
 
 void mask_decoder_plan_free(MaskDecoderPlan *plan) {
     free(plan->buffer);
+    free(plan->packs);
+    free(plan->pack_buffer);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -80,12 +152,12 @@ typedef struct DecoderSizes {
     size_t keys;     // (N, D) image tokens
     size_t hyper;    // (Tm, C2) hypernetwork outputs
     size_t mlp;      // 2 * max(D, H) hidden rows of the small MLPs
-    size_t u1;       // (N, 4 C1) first upscaling (or the keys projection that becomes it)
+    size_t u1;       // (4 C1, N) first upscaling
     // Phase 1: the transformer.
     size_t transformer;
     // Phase 2: output upscaling.
-    size_t u2;       // (4 C2, 4N)
-    size_t planes;   // (Tm, 4, 4N) mask logits before the scatter
+    size_t u2;       // (4, 4 C2, N)
+    size_t planes;   // (Tm, 16, N) mask logits before the scatter
 } DecoderSizes;
 
 static void decoder_sizes(DecoderSizes *s, const SamConfig *cfg, int n_sparse) {
@@ -99,6 +171,14 @@ static void decoder_sizes(DecoderSizes *s, const SamConfig *cfg, int n_sparse) {
     s->hyper = Tm * C2;
     s->mlp = 2 * (D > H ? D : H);
     s->transformer = two_way_transformer_scratch_floats(cfg, (int)T, (int)N);
+    // The factored form for as many tokens as it pays for (its scratch
+    // grows with the tokens).
+    for (int t = (int)T; t > 0; t--) {
+        if (!lowrank_pays(t, cfg)) continue;
+        const size_t f = lowrank_forward_scratch_floats(cfg, t);
+        if (f > s->transformer) s->transformer = f;
+        break;
+    }
     s->u1 = N * 4 * C1;
     s->u2 = 4 * C2 * 4 * N;
     s->planes = Tm * 16 * N;
@@ -127,7 +207,7 @@ static void mlp_forward(float *out, const float *x, const LinearWeights *layers,
         const int last = l == n_layers - 1;
         const int n = last ? out_dim : hidden_dim;
         float *dst = last ? out : (cur == a ? b : a);
-        linear_forward(dst, cur, layers[l].weight, layers[l].bias, 1, cur_dim, n);
+        linear_apply(dst, cur, &layers[l], 1, cur_dim, n);
         if (!last) relu_inplace(dst, (size_t)n);
         cur = dst;
         cur_dim = n;
@@ -136,11 +216,11 @@ static void mlp_forward(float *out, const float *x, const LinearWeights *layers,
 
 size_t mask_decoder_image_state_floats(const SamConfig *cfg) {
     const size_t N = (size_t)cfg->grid * cfg->grid;
-    return N * cfg->prompt_dim + first_block_projections_floats(cfg) + N * 4 * cfg->upscale_dim1;
+    return N * cfg->prompt_dim + lowrank_image_floats(cfg);
 }
 
 size_t mask_decoder_prepare_scratch_floats(const SamConfig *cfg) {
-    return (size_t)cfg->grid * cfg->grid * cfg->prompt_dim;
+    return lowrank_image_scratch_floats(cfg);
 }
 
 void mask_decoder_prepare_image(DecoderImageState *st, float *buffer, const float *image_embedding,
@@ -154,73 +234,71 @@ void mask_decoder_prepare_image(DecoderImageState *st, float *buffer, const floa
         for (int p = 0; p < N; p++)
             keys[(size_t)p * D + c] = image_embedding[(size_t)c * N + p] + no_mask_embed[c];
     st->keys = keys;
-    float *projections = buffer + (size_t)N * D;
-    first_block_projections_compute(&st->first, projections, keys, plan->key_pe, w, cfg, scratch);
-    float *keys_m0 = projections + first_block_projections_floats(cfg);
-    const int E = plan->keys_projection.e;
-    gemm_nn(N, E, D, 1.0f, keys, D, plan->keys_projection.m[0], E, 0.0f, keys_m0, E);
-    st->keys_m0 = keys_m0;
+    lowrank_image_compute(&st->lowrank, buffer + (size_t)N * D, keys, plan->upscale1_w, w, cfg,
+                          scratch);
 }
 
-// Steps 1-3 of the output upscaling (see the top of the file) for mask
+// Steps 1-4 of the output upscaling (see the top of the file) for mask
 // tokens first_mask .. first_mask + n_masks - 1, whose hypernetwork outputs
-// are hyper (n_masks, C2). masks: (n_masks, 4G, 4G).
-SAM_MULTIVERSION static void upscale_masks(float *masks, const float *keys, int u1_projected,
-                                           const float *hyper,
-                          int n_masks, const MaskDecoderPlan *plan, const MaskDecoderWeights *w,
-                          const SamConfig *cfg, float *u1, float *u2, float *planes) {
+// are hyper (n_masks, C2). masks: (n_masks, 4G, 4G). keys NULL: u1 already
+// holds the first convolution's output, bias included (decoder_lowrank.c).
+SAM_MULTIVERSION static void upscale_masks(float *masks, const float *keys, const float *hyper,
+                                           int n_masks, const MaskDecoderPlan *plan,
+                                           const MaskDecoderWeights *w, const SamConfig *cfg,
+                                           float *u1, float *u2, float *planes) {
     const int D = cfg->prompt_dim, G = cfg->grid, N = G * G;
     const int C1 = cfg->upscale_dim1, C2 = cfg->upscale_dim2;
-    const size_t n4 = (size_t)4 * N;
-    // 1. ConvTranspose2d(D, C1) + bias (the product may have come through
-    // the KeysProjection), LayerNorm2d (eps 1e-6), GELU.
-    if (u1_projected) {
-        for (int n = 0; n < N; n++) add_inplace(u1 + (size_t)n * 4 * C1, plan->upscale1_b, (size_t)4 * C1);
-    } else {
-        for (int n = 0; n < N; n++) memcpy(u1 + (size_t)n * 4 * C1, plan->upscale1_b, sizeof(float) * 4 * C1);
-        gemm_nn(N, 4 * C1, D, 1.0f, keys, D, plan->upscale1_w, 4 * C1, 1.0f, u1, 4 * C1);
+    // 1. ConvTranspose2d(D, C1) + bias, LayerNorm2d (eps 1e-6), GELU.
+    if (keys) {
+        for (int j = 0; j < 4 * C1; j++) {
+            float *row = u1 + (size_t)j * N;
+            for (int n = 0; n < N; n++) row[n] = plan->upscale1_b[j];
+        }
+        gemm_nt(4 * C1, N, D, 1.0f, plan->upscale1_w, D, keys, D, 1.0f, u1, N);
     }
-    layernorm_rows(u1, u1, w->upscale_norm.weight, w->upscale_norm.bias, 4 * N, C1, 1e-6f);
-    gelu_inplace(u1, n4 * C1);
-    // 2. ConvTranspose2d(C1, C2) without its bias.
-    gemm_nt(4 * C2, 4 * N, C1, 1.0f, plan->upscale2_w, C1, u1, C1, 0.0f, u2, 4 * N);
-    // 3. + bias, GELU, hypernetwork weights: planes[k][tap2][r], in blocks
-    // of pixels so that the block of u2 and of the planes stays in cache
-    // across the 4 C2 rows.
+    for (int tap = 0; tap < 4; tap++) {
+        float *x = u1 + (size_t)tap * C1 * N;
+        layernorm_channels(x, x, w->upscale_norm.weight, w->upscale_norm.bias, C1, N, 1e-6f);
+    }
+    gelu_inplace(u1, (size_t)4 * C1 * N);
+    // 2. ConvTranspose2d(C1, C2) without its bias, per tap1.
+    for (int tap1 = 0; tap1 < 4; tap1++)
+        gemm_nn(4 * C2, N, C1, 1.0f, plan->upscale2_w, C1, u1 + (size_t)tap1 * C1 * N, N, 0.0f,
+                u2 + (size_t)tap1 * 4 * C2 * N, N);
+    // 3. + bias, GELU, hypernetwork weights: planes[k][tap1][tap2][n], in
+    // blocks of pixels so that the block of u2 and of the planes stays in
+    // cache across the 16 C2 rows.
     enum { BLOCK = 512 };
-    memset(planes, 0, sizeof(float) * (size_t)n_masks * 4 * n4);
-    for (size_t r0 = 0; r0 < n4; r0 += BLOCK) {
-        const size_t len = n4 - r0 < BLOCK ? n4 - r0 : BLOCK;
-        for (int tap = 0; tap < 4; tap++) {
+    memset(planes, 0, sizeof(float) * (size_t)n_masks * 16 * N);
+    for (int n0 = 0; n0 < N; n0 += BLOCK) {
+        const int len = N - n0 < BLOCK ? N - n0 : BLOCK;
+        for (int taps = 0; taps < 16; taps++) {  // tap1 * 4 + tap2
             for (int c = 0; c < C2; c++) {
-                float *row = u2 + ((size_t)tap * C2 + c) * n4 + r0;
+                float *row = u2 + ((size_t)taps * C2 + c) * N + n0;
                 const float b = w->upscale2_b[c];
-                for (size_t r = 0; r < len; r++) row[r] += b;
-                gelu_inplace(row, len);
+                for (int r = 0; r < len; r++) row[r] += b;
+                gelu_inplace(row, (size_t)len);
                 for (int k = 0; k < n_masks; k++) {
-                    float *plane = planes + ((size_t)k * 4 + tap) * n4 + r0;
+                    float *plane = planes + ((size_t)k * 16 + taps) * N + n0;
                     const float h = hyper[(size_t)k * C2 + c];
-                    for (size_t r = 0; r < len; r++) plane[r] += h * row[r];
+                    for (int r = 0; r < len; r++) plane[r] += h * row[r];
                 }
             }
         }
     }
-    // Pixel r = 4 n + tap1 of the 2G map is (2y + kh1, 2x + kw1) for grid
-    // pixel n = y G + x; tap2 = kh2 * 2 + kw2 puts it at (2 (2y + kh1) + kh2,
-    // 2 (2x + kw1) + kw2) of the 4G x 4G mask.
+    // 4. Grid pixel n = y G + x through tap1 = kh1 * 2 + kw1 and tap2 =
+    // kh2 * 2 + kw2 lands at (4y + 2 kh1 + kh2, 4x + 2 kw1 + kw2) of the
+    // 4G x 4G mask.
     const size_t side = (size_t)4 * G;
     for (int k = 0; k < n_masks; k++) {
         float *mask = masks + (size_t)k * side * side;
-        for (int tap2 = 0; tap2 < 4; tap2++) {
-            const float *plane = planes + ((size_t)k * 4 + tap2) * n4;
-            for (int y = 0; y < G; y++) {
-                for (int x = 0; x < G; x++) {
-                    const float *p = plane + ((size_t)y * G + x) * 4;
-                    for (int tap1 = 0; tap1 < 4; tap1++) {
-                        const size_t oy = (size_t)2 * (2 * y + (tap1 >> 1)) + (tap2 >> 1);
-                        const size_t ox = (size_t)2 * (2 * x + (tap1 & 1)) + (tap2 & 1);
-                        mask[oy * side + ox] = p[tap1];
-                    }
+        for (int y = 0; y < G; y++) {
+            for (int sy = 0; sy < 4; sy++) {
+                float *out = mask + ((size_t)4 * y + sy) * side;
+                for (int sx = 0; sx < 4; sx++) {
+                    const int tap1 = (sy >> 1) * 2 + (sx >> 1), tap2 = (sy & 1) * 2 + (sx & 1);
+                    const float *p = planes + ((size_t)k * 16 + tap1 * 4 + tap2) * N + (size_t)y * G;
+                    for (int x = 0; x < G; x++) out[4 * x + sx] = p[x];
                 }
             }
         }
@@ -230,10 +308,10 @@ SAM_MULTIVERSION static void upscale_masks(float *masks, const float *keys, int 
 int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
                          const float *dense, const DecoderImageState *state,
                          const MaskDecoderPlan *plan, const float *sparse, int n_sparse,
-                         int first_mask, int n_masks, DecoderPath path,
-                         const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
-                         float *stage_ms, SamError *err) {
+                         int first_mask, int n_masks, DecoderPath path, const SamConfig *cfg,
+                         Arena *scratch, float *stage_ms, SamError *err) {
     const double t0 = sam_clock_ms();
+    const MaskDecoderWeights *w = &plan->weights;
     const int D = cfg->prompt_dim, G = cfg->grid, N = G * G, Tm = cfg->num_mask_tokens;
     const int T = 1 + Tm + n_sparse, C2 = cfg->upscale_dim2;
     const int H = cfg->iou_hidden_dim;
@@ -263,34 +341,31 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
     if (n_sparse > 0)
         memcpy(tokens + (size_t)(1 + Tm) * D, sparse, sizeof(float) * (size_t)n_sparse * D);
     memcpy(queries, tokens, sizeof(float) * (size_t)T * D);
+    // Phase 1: the two-way transformer. Without a mask input, and where it
+    // pays, the image tokens stay in factored form (decoder_lowrank.h) and
+    // it ends with the first upscaling convolution in u1.
+    const int factored = state && path == DECODER_PATH_FAST && lowrank_pays(T, cfg);
     // src = image_embedding + dense, flattened to (N, D) tokens (flatten(2).permute(0, 2, 1)).
-    if (state) {
+    if (state && !factored) {
         memcpy(keys, state->keys, sizeof(float) * (size_t)N * D);
-    } else {
+    } else if (!state) {
         for (int c = 0; c < D; c++)
             for (int p = 0; p < N; p++)
                 keys[(size_t)p * D + c] =
                     image_embedding[(size_t)c * N + p] + dense[(size_t)c * N + p];
-    }
-
-    // Phase 1: the two-way transformer, carrying the first upscaling
-    // convolution's product along when the image side starts from the
-    // per-image state and the rearranged attention is used.
-    const AttentionDims cross = {D, cfg->attn_internal_dim, cfg->decoder_heads};
-    const int project = state && path == DECODER_PATH_FAST && attention_folding_pays(T, cross);
-    KeysProjection projection = plan->keys_projection;
-    if (project) {
-        memcpy(u1, state->keys_m0, sizeof(float) * sz.u1);
-        projection.rows = u1;
     }
     const size_t phase = arena_mark(scratch);
     // Read afterwards: the IoU token (row 0) and the requested mask tokens.
     int out_rows[1 + 8];
     out_rows[0] = 0;
     for (int k = 0; k < n_masks; k++) out_rows[1 + k] = 1 + first_mask + k;
-    if (two_way_transformer_forward(queries, keys, tokens, plan->key_pe, T, N, out_rows, 1 + n_masks,
-                                    state ? &state->first : NULL, project ? &projection : NULL,
-                                    path, w, cfg, scratch, err)) {
+    const int failed =
+        factored ? lowrank_forward(queries, u1, tokens, T, out_rows, 1 + n_masks, &state->lowrank,
+                                   &plan->lowrank, plan->upscale1_w, plan->upscale1_b, w, cfg,
+                                   scratch, err)
+                 : two_way_transformer_forward(queries, keys, tokens, plan->key_pe, T, N, out_rows,
+                                               1 + n_masks, path, w, cfg, scratch, err);
+    if (failed) {
         arena_reset(scratch, mark);
         return -1;
     }
@@ -309,7 +384,7 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
     float *u2 = arena_floats(scratch, sz.u2);
     float *planes = arena_floats(scratch, sz.planes);
     if (!u2 || !planes) goto exhausted;
-    upscale_masks(masks, keys, project, hyper, n_masks, plan, w, cfg, u1, u2, planes);
+    upscale_masks(masks, factored ? NULL : keys, hyper, n_masks, plan, w, cfg, u1, u2, planes);
 
     // IoU prediction head on the IoU token (no sigmoid).
     mlp_forward(iou, queries, w->iou_head, cfg->iou_head_depth, D, H, Tm, mlp_tmp);

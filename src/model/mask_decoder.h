@@ -9,21 +9,28 @@
 #include "../common/arena.h"
 #include "../common/error.h"
 #include "config.h"
+#include "decoder_lowrank.h"
 #include "two_way_transformer.h"
 #include "weights.h"
 
 size_t mask_decoder_scratch_floats(const SamConfig *cfg, int n_sparse);
 
 // Per-model data derived from the weights once: the dense positional
-// encoding token-major and the upscaling weights in the layout of
-// mask_decoder.c. plan_init returns -1 when out of memory.
+// encoding token-major (and through the attentions' image-side
+// projections, decoder_lowrank.h), the upscaling weights in the layout of
+// mask_decoder.c, and a copy of the weights whose token-side linear layers
+// (applied to the few prompt tokens in every prompt) are packed for the
+// GEMM once. plan_init returns -1 when out of memory.
 typedef struct MaskDecoderPlan {
+    MaskDecoderWeights weights;  // what mask_decoder_forward uses
+    GemmPackedB *packs;
+    float *pack_buffer;
     float *buffer;
     const float *key_pe;      // (N, D) get_dense_pe(), token-major
-    const float *upscale1_w;  // (D, 4 C1), columns (tap, channel)
+    const float *upscale1_w;  // (4 C1, D), rows (tap, channel)
     const float *upscale1_b;  // (4 C1)
     const float *upscale2_w;  // (4 C2, C1), rows (tap, channel)
-    KeysProjection keys_projection;  // of upscale1_w through the blocks (rows NULL)
+    LowRankModel lowrank;
 } MaskDecoderPlan;
 
 // dense_pe: (D, G, G) PromptEncoder.get_dense_pe().
@@ -32,12 +39,11 @@ int mask_decoder_plan_init(MaskDecoderPlan *plan, const float *dense_pe,
 void mask_decoder_plan_free(MaskDecoderPlan *plan);
 
 // What every prompt without a mask input shares for one image: the image
-// tokens with the no-mask dense embedding added and block 0's image-side
-// projections (two_way_transformer.h).
+// tokens with the no-mask dense embedding added, and their products with
+// the decoder's image-side projections (decoder_lowrank.h).
 typedef struct DecoderImageState {
     const float *keys;  // (N, D) image_embedding + no_mask_embed, token-major
-    FirstBlockProjections first;
-    const float *keys_m0;  // (N, 4 C1) keys @ M_0 of plan->keys_projection
+    LowRankImage lowrank;
 } DecoderImageState;
 
 size_t mask_decoder_image_state_floats(const SamConfig *cfg);
@@ -57,11 +63,11 @@ void mask_decoder_prepare_image(DecoderImageState *st, float *buffer, const floa
 // for multimask output, 0 otherwise); iou: (num_mask_tokens), all tokens.
 // stage_ms, when not NULL, receives the wall time of the transformer and of
 // the upscaling with the heads (2 floats).
+// The weights are the plan's.
 int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
                          const float *dense, const DecoderImageState *state,
                          const MaskDecoderPlan *plan, const float *sparse, int n_sparse,
-                         int first_mask, int n_masks, DecoderPath path,
-                         const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
-                         float *stage_ms, SamError *err);
+                         int first_mask, int n_masks, DecoderPath path, const SamConfig *cfg,
+                         Arena *scratch, float *stage_ms, SamError *err);
 
 #endif

@@ -5,12 +5,23 @@
 #ifndef SAM_MODEL_WEIGHTS_H
 #define SAM_MODEL_WEIGHTS_H
 
+#include "../kernels/kernels.h"
 #include "config.h"
 
 typedef struct LinearWeights {
-    const float *weight;  // (out, in)
-    const float *bias;    // (out)
+    const float *weight;        // (out, in)
+    const float *bias;          // (out)
+    const GemmPackedB *packed;  // NULL, or weight packed for the GEMM (linear_apply)
 } LinearWeights;
+
+// y (m, out) = x (m, in) @ weight^T + bias, from the packed weight when there is one.
+static inline void linear_apply(float *y, const float *x, const LinearWeights *l, int m, int in,
+                                int out) {
+    if (l->packed)
+        linear_forward_packed(y, x, l->packed, l->bias, m, in, out);
+    else
+        linear_forward(y, x, l->weight, l->bias, m, in, out);
+}
 
 typedef struct NormWeights {
     const float *weight;  // (c)

@@ -267,7 +267,7 @@ int main(int argc, char **argv) {
                                                                  : DECODER_PATH_FAST;
     if (prompt_encode_dense(dense, mask, &pw, &c, &arena, &err) ||
         mask_decoder_forward(masks, iou, embedding, dense, use_state, &plan, sparse, n_sparse, 0,
-                             c.num_mask_tokens, decoder_path, &dw, &c, &arena, NULL, &err)) {
+                             c.num_mask_tokens, decoder_path, &c, &arena, NULL, &err)) {
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }

@@ -1,8 +1,7 @@
 // The rearranged attentions of the mask decoder (src/model/decoder_attention.c)
 // against the straightforward form (attention_reference) on random weights
 // and inputs, at shapes where the rearrangement is used and where it falls
-// back (many tokens), with and without the precomputed image-side
-// projections. Prints "N passed, M failed".
+// back (many tokens). Prints "N passed, M failed".
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +15,6 @@
 // ~1e-7 relative; 1e-5 leaves room for long sums. A wrong head slice, a
 // missing bias or a transposed weight moves the output by O(1).
 #define REL_L2_TOL 1e-5
-// Width of the ImageProjection carried through attention_from_image_add.
-#define PROJ_E 12
 
 static int passed, failed;
 static unsigned long long rng_state = 0x9e3779b97f4a7c15ull;
@@ -69,10 +66,10 @@ static void random_weights(Weights *r, AttentionDims d) {
     r->buffers[5] = random_floats((size_t)d.internal, 0.5f);
     r->buffers[6] = random_floats((size_t)d.dim * d.internal, 1.0f / sqrtf((float)d.internal));
     r->buffers[7] = random_floats((size_t)d.dim, 0.5f);
-    r->w.q_proj = (LinearWeights){r->buffers[0], r->buffers[1]};
-    r->w.k_proj = (LinearWeights){r->buffers[2], r->buffers[3]};
-    r->w.v_proj = (LinearWeights){r->buffers[4], r->buffers[5]};
-    r->w.out_proj = (LinearWeights){r->buffers[6], r->buffers[7]};
+    r->w.q_proj = (LinearWeights){r->buffers[0], r->buffers[1], NULL};
+    r->w.k_proj = (LinearWeights){r->buffers[2], r->buffers[3], NULL};
+    r->w.v_proj = (LinearWeights){r->buffers[4], r->buffers[5], NULL};
+    r->w.out_proj = (LinearWeights){r->buffers[6], r->buffers[7], NULL};
 }
 
 static void free_weights(Weights *r) {
@@ -89,11 +86,10 @@ static void run_case(AttentionDims d, int T, int N) {
     float *image = random_floats((size_t)N * d.dim, 2.0f);
     float *image_v = random_floats((size_t)N * d.dim, 1.0f);
     size_t scratch_n = attention_reference_scratch_floats(T, N, d);
-    const size_t sizes[4] = {attention_reference_scratch_floats(N, T, d),
+    const size_t sizes[3] = {attention_reference_scratch_floats(N, T, d),
                              attention_to_image_scratch_floats(T, N, d),
-                             attention_to_projected_image_scratch_floats(T, N, d),
-                             attention_from_image_scratch_floats(T, N, d, PROJ_E)};
-    for (int i = 0; i < 4; i++) scratch_n = sizes[i] > scratch_n ? sizes[i] : scratch_n;
+                             attention_from_image_scratch_floats(T, N, d)};
+    for (int i = 0; i < 3; i++) scratch_n = sizes[i] > scratch_n ? sizes[i] : scratch_n;
     float *scratch = malloc(sizeof(float) * scratch_n);
     const size_t rows = (size_t)(T > N ? T : N);
     float *want = malloc(sizeof(float) * rows * d.dim);
@@ -109,73 +105,21 @@ static void run_case(AttentionDims d, int T, int N) {
     gemm_pack_b(&image_packed, packed_buf, image, d.dim, N, d.dim, 1);
     attention_to_image(got, tokens, image, &image_packed, image_v, T, N, d, &r.w, 1, scratch);
     check(rel_l2(got, want, (size_t)T * d.dim), "attention_to_image (packed keys)", T, N);
-    float *k = malloc(sizeof(float) * (size_t)N * d.internal);
-    float *v = malloc(sizeof(float) * (size_t)N * d.internal);
-    linear_forward(k, image, r.w.k_proj.weight, r.w.k_proj.bias, N, d.dim, d.internal);
-    linear_forward(v, image_v, r.w.v_proj.weight, r.w.v_proj.bias, N, d.dim, d.internal);
-    attention_to_projected_image(got, tokens, k, v, NULL, NULL, T, N, d, &r.w, scratch);
-    check(rel_l2(got, want, (size_t)T * d.dim), "attention_to_projected_image", T, N);
-    // with each head's k and v slices packed ahead
-    const int hd = d.internal / d.heads;
-    GemmPackedB k_heads[16], v_heads[16];
-    float *head_bufs[32];
-    for (int h = 0; h < d.heads; h++) {
-        head_bufs[2 * h] = malloc(sizeof(float) * (gemm_pack_b_floats(N, hd) + 1));
-        head_bufs[2 * h + 1] = malloc(sizeof(float) * (gemm_pack_b_floats(hd, N) + 1));
-        gemm_pack_b(&k_heads[h], head_bufs[2 * h], k + h * hd, d.internal, N, hd, 1);
-        gemm_pack_b(&v_heads[h], head_bufs[2 * h + 1], v + h * hd, d.internal, hd, N, 0);
-    }
-    attention_to_projected_image(got, tokens, k, v, k_heads, v_heads, T, N, d, &r.w, scratch);
-    check(rel_l2(got, want, (size_t)T * d.dim), "attention_to_projected_image (packed heads)", T, N);
-    for (int h = 0; h < 2 * d.heads; h++) free(head_bufs[h]);
-
-    // image -> tokens, residual included; the projection of the rows
-    // (rows = image @ proj_w) must follow the update.
+    // image -> tokens, residual included.
     float *base = random_floats((size_t)N * d.dim, 1.0f);
-    float *proj_w = random_floats((size_t)d.dim * PROJ_E, 0.1f);
-    float *proj_want = malloc(sizeof(float) * (size_t)N * PROJ_E);
-    float *proj_rows = malloc(sizeof(float) * (size_t)N * PROJ_E);
     attention_reference(want, image, tokens, tokens_v, N, T, d, &r.w, scratch);
     add_inplace(want, base, (size_t)N * d.dim);
-    gemm_nn(N, PROJ_E, d.dim, 1.0f, want, d.dim, proj_w, PROJ_E, 0.0f, proj_want, PROJ_E);
-    for (int variant = 0; variant < 5; variant++) {
+    for (int variant = 0; variant < 3; variant++) {
         memcpy(got, base, sizeof(float) * (size_t)N * d.dim);
-        gemm_nn(N, PROJ_E, d.dim, 1.0f, base, d.dim, proj_w, PROJ_E, 0.0f, proj_rows, PROJ_E);
-        const ImageProjection proj = {proj_rows, proj_w, PROJ_E};
-        float *q = NULL;
-        GemmPackedB q_heads[16];
-        float *q_bufs[16] = {0};
-        if (variant >= 2) {
-            q = k;  // reused as the projected queries
-            linear_forward(q, image, r.w.q_proj.weight, r.w.q_proj.bias, N, d.dim, d.internal);
-        }
-        if (variant == 4) {
-            for (int h = 0; h < d.heads; h++) {
-                q_bufs[h] = malloc(sizeof(float) * (gemm_pack_b_floats(N, hd) + 1));
-                gemm_pack_b(&q_heads[h], q_bufs[h], q + h * hd, d.internal, N, hd, 1);
-            }
-        }
-        attention_from_image_add(got, image, variant == 3 ? NULL : &image_packed, q,
-                                 variant == 4 ? q_heads : NULL, tokens, tokens_v, T, N, d, &r.w,
-                                 variant != 0, &proj, scratch);
-        for (int h = 0; h < 16; h++) free(q_bufs[h]);
-        static const char *names[5] = {"attention_from_image_add (unfolded)",
+        attention_from_image_add(got, image, variant == 1 ? &image_packed : NULL, tokens, tokens_v,
+                                 T, N, d, &r.w, variant != 0, scratch);
+        static const char *names[3] = {"attention_from_image_add (unfolded)",
                                        "attention_from_image_add (packed image)",
-                                       "attention_from_image_add (q given)",
-                                       "attention_from_image_add (q given, image not packed)",
-                                       "attention_from_image_add (q given, packed heads)"};
+                                       "attention_from_image_add (image not packed)"};
         check(rel_l2(got, want, (size_t)N * d.dim), names[variant], T, N);
-        char what[96];
-        snprintf(what, sizeof what, "%s, projected rows", names[variant]);
-        check(rel_l2(proj_rows, proj_want, (size_t)N * PROJ_E), what, T, N);
     }
     free(base);
     free(packed_buf);
-    free(proj_w);
-    free(proj_want);
-    free(proj_rows);
-    free(k);
-    free(v);
     free(tokens);
     free(tokens_v);
     free(image);
