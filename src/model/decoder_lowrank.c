@@ -237,7 +237,9 @@ void lowrank_image_compute(LowRankImage *img, float *buffer, const float *keys,
 // ---------------------------------------------------------------------------
 // Cost model and sizes
 
-static int max_rank(int L, int HT) { return L * (HT + 2); }
+// Rows each block adds to the correction (factored_from_image,
+// factored_norm): H (T - 1) probabilities, a row of ones, two for the norm.
+static int block_rows(int heads, int T) { return heads * (T - 1) + 3; }
 
 // Multiply-adds per prompt of the factored form and of forming the image
 // tokens (two_way_transformer.c's rearranged attentions, or the reference
@@ -246,13 +248,14 @@ static double lowrank_cost(int T, const SamConfig *cfg) {
     const double N = (double)cfg->grid * cfg->grid, I = cfg->attn_internal_dim;
     const double HT = (double)cfg->decoder_heads * T, E = 4.0 * cfg->upscale_dim1;
     const int L = cfg->decoder_depth;
+    const double rows = block_rows(cfg->decoder_heads, T);
     double c = 0.0;
     for (int l = 0; l < L; l++) {
-        const double R = l * (HT + 2), Rp = R + HT;
-        c += 5.0 * N * I * T + 3.0 * N * R * HT;  // scores and sums of both attentions
-        c += (l + 1) * N * I * T + N * Rp * Rp;    // norm4 statistics
+        const double R = l * rows, Rp = R + rows - 2;
+        c += 5.0 * N * I * T + 3.0 * N * R * HT;    // scores and sums of both attentions
+        c += (l + 1) * N * I * T + 0.6 * N * Rp * Rp;  // norm4 statistics
     }
-    const double R = L * (HT + 2);
+    const double R = L * rows;
     return c + 3.0 * N * I * T + 2.0 * N * R * HT + N * R * E;
 }
 
@@ -278,18 +281,19 @@ typedef struct LowRankSizes {
 static void lowrank_sizes(LowRankSizes *s, const SamConfig *cfg, int T) {
     const size_t N = (size_t)cfg->grid * cfg->grid, D = (size_t)cfg->prompt_dim;
     const size_t I = (size_t)cfg->attn_internal_dim, L = (size_t)cfg->decoder_depth;
-    const size_t HT = (size_t)cfg->decoder_heads * T, R = (size_t)max_rank((int)L, (int)HT);
-    const size_t E = (size_t)4 * cfg->upscale_dim1;
+    const size_t HT = (size_t)cfg->decoder_heads * T, rows = (size_t)block_rows(cfg->decoder_heads, T);
+    const size_t R = L * rows, E = (size_t)4 * cfg->upscale_dim1;
     s->r = N;
-    s->yt = R * N;
+    // Block L - 1's probabilities arrive as H T rows before they are compacted.
+    s->yt = max_size(R, (L - 1) * rows + HT) * N;
     s->u = R * D;
     s->values = L * T * I;
     s->q_pe = s->attn_out = (size_t)T * D;
     s->tokens = two_way_tokens_scratch_floats(cfg, T);
     const size_t scores_inner = HT * D + R * HT;  // folded vectors, their U products
     const size_t to_image = 2 * T * I + HT * N + scores_inner + HT * R + R * I;
-    const size_t from_image = T * I + scores_inner + HT;
-    const size_t norm = 2 * R * N + R * R + 2 * N;
+    const size_t from_image = T * I + HT + max_size(scores_inner, HT * D);
+    const size_t norm = 2 * R * N + R * R + 2 * N + T * I;
     s->work = max_size(max_size(to_image, from_image), max_size(norm, R * E));
 }
 
@@ -375,10 +379,13 @@ static void factored_to_image(float *out, const float *q_in, int T, const HeadSl
     linear_apply(out, o, &w->out_proj, T, I, D);
 }
 
-// The image-to-token attention of block l: its probabilities (H T, N)
-// become rows rank .. rank + H T - 1 of Yt, its values g (H T, D) the same
-// rows of U (decoder_attention.c, attention_from_image_add, derives g).
-// values: (T, I) receives v_proj(queries) for the norm statistics.
+// The image-to-token attention of block l: its probabilities p (H T, N)
+// and values g (H T, D) (decoder_attention.c, attention_from_image_add,
+// derives g) are appended to Yt and U. Each head's probabilities sum to 1
+// over t, so sum_t p_t g_t = sum_{t < T-1} p_t (g_t - g_{T-1}) + g_{T-1}:
+// H (T - 1) rows of probabilities, then a row of ones whose U row is
+// sum_h g_{h,T-1}. values: (T, I) receives v_proj(queries) for the norm
+// statistics.
 static void factored_from_image(Factored *f, float *values, const float *q_pe,
                                 const float *queries, int T, const LowRankBlock *blk,
                                 const HeadSlices *pe_q, const AttentionWeights *w, int heads, int I,
@@ -401,8 +408,28 @@ static void factored_from_image(Factored *f, float *values, const float *q_pe,
         for (int n = 0; n < N; n++) row[n] = (row[n] + e[i]) / divisor;
     }
     for (int h = 0; h < heads; h++) softmax_cols(s + (size_t)h * T * N, T, N);
+    for (int h = 0; h < heads; h++)
+        for (int t = 0; t < T - 1; t++)
+            if (h > 0)
+                memmove(s + ((size_t)h * (T - 1) + t) * N, s + ((size_t)h * T + t) * N,
+                        sizeof(float) * N);
+    float *ones = s + (size_t)heads * (T - 1) * N;
+    for (int n = 0; n < N; n++) ones[n] = 1.0f;
+    float *g = rest;  // (HT, D)
     const AttentionDims dims = {D, I, heads};
-    attention_output_values(f->u + (size_t)f->rank * D, values, T, dims, w);
+    attention_output_values(g, values, T, dims, w);
+    float *u = f->u + (size_t)f->rank * D, *u_ones = u + (size_t)heads * (T - 1) * D;
+    memset(u_ones, 0, sizeof(float) * D);
+    for (int h = 0; h < heads; h++) {
+        const float *last = g + ((size_t)h * T + T - 1) * D;
+        for (int t = 0; t < T - 1; t++) {
+            float *row = u + ((size_t)h * (T - 1) + t) * D;
+            const float *gt = g + ((size_t)h * T + t) * D;
+            for (int c = 0; c < D; c++) row[c] = gt[c] - last[c];
+        }
+        for (int c = 0; c < D; c++) u_ones[c] += last[c];
+    }
+    f->rank += heads * (T - 1) + 1;
 }
 
 // Rows of the Gram matrix per block of the quadratic form (factored_norm):
@@ -418,30 +445,35 @@ SAM_MULTIVERSION static void accumulate_products(float *acc, const float *yt, co
     }
 }
 
-// norm4 of block l on x = r A_l + Yt'^T W, Yt' and W the first rank + H T
-// rows (the image-to-token update appended), leaving f as keys_{l+1}.
+// norm4 of block l on x = r A_l + Yt^T W, Yt and W the first f->rank rows
+// (block l's image-to-token update appended), leaving f as keys_{l+1}.
 // values: (l + 1, T, I) v_proj(queries) of blocks 0 .. l.
-static void factored_norm(Factored *f, int HT, int T, int l, const LowRankBlock *blk,
-                          const float *values, const NormWeights *norm, int heads, int I,
-                          float *work) {
-    const int N = f->n, D = f->d, hd = I / heads, Rp = f->rank + HT;
+static void factored_norm(Factored *f, int T, int l, const LowRankBlock *blk, const float *values,
+                          const NormWeights *norm, int heads, int I, float *work) {
+    const int N = f->n, D = f->d, hd = I / heads, Rp = f->rank, P = heads * (T - 1);
     float *cov = work;                     // (Rp, N) Ac . W_j
-    float *z = cov + (size_t)Rp * N;       // (Rp, N) block-triangular (Wc Wc^T / D) Yt'
+    float *z = cov + (size_t)Rp * N;       // (Rp, N) block-triangular (Wc Wc^T / D) Yt
     float *gram = z + (size_t)Rp * N;      // (Rp, Rp)
     float *cross = gram + (size_t)Rp * Rp, *quad = cross + N;  // (N) each
-    // Rows of W: per block j < l, H T value rows, then gamma_j, beta_j; then
-    // the H T value rows of block l.
-    const float inv_heads = 1.0f / (float)heads;
+    float *diff = quad + N;                // (T - 1, I)
+    // Rows of W per block j <= l (factored_from_image): P rows from the
+    // values v_t - v_{T-1}, one from v_{T-1} with the output bias, then
+    // (j < l) gamma_j and beta_j.
     for (int j = 0; j <= l; j++) {
-        float *rows = cov + (size_t)j * (HT + 2) * N;
+        float *rows = cov + (size_t)j * block_rows(heads, T) * N;
+        const float *v = values + (size_t)j * T * I, *last = v + (size_t)(T - 1) * I;
+        for (int t = 0; t < T - 1; t++)
+            for (int i = 0; i < I; i++) diff[(size_t)t * I + i] = v[(size_t)t * I + i] - last[i];
+        for (int h = 0; T > 1 && h < heads; h++)
+            head_scores(rows + (size_t)h * (T - 1) * N, diff + h * hd, I, T - 1, &blk->cov_o[j], h,
+                        hd, N, I, 0.0f);
+        float *ones = rows + (size_t)P * N;
         for (int h = 0; h < heads; h++)
-            head_scores(rows + (size_t)h * T * N, values + (size_t)j * T * I + h * hd, I, T,
-                        &blk->cov_o[j], h, hd, N, I, 0.0f);
-        for (int i = 0; i < HT; i++)
-            for (int n = 0; n < N; n++) rows[(size_t)i * N + n] += blk->cov_ob[j][n] * inv_heads;
+            head_scores(ones, last + h * hd, I, 1, &blk->cov_o[j], h, hd, N, I, h ? 1.0f : 0.0f);
+        for (int n = 0; n < N; n++) ones[n] += blk->cov_ob[j][n];
         if (j < l) {
-            memcpy(rows + (size_t)HT * N, blk->cov_gamma[j], sizeof(float) * N);
-            memcpy(rows + (size_t)(HT + 1) * N, blk->cov_beta[j], sizeof(float) * N);
+            memcpy(rows + (size_t)(P + 1) * N, blk->cov_gamma[j], sizeof(float) * N);
+            memcpy(rows + (size_t)(P + 2) * N, blk->cov_beta[j], sizeof(float) * N);
         }
     }
     // Wc: the rows of W centred in place.
@@ -499,7 +531,7 @@ int lowrank_forward(float *queries, float *u1, const float *query_pe, int n_toke
                     SamError *err) {
     const int T = n_tokens, N = cfg->grid * cfg->grid, D = cfg->prompt_dim;
     const int I = cfg->attn_internal_dim, H = cfg->decoder_heads, L = cfg->decoder_depth;
-    const int HT = H * T, E = 4 * cfg->upscale_dim1;
+    const int E = 4 * cfg->upscale_dim1;
     const size_t td = (size_t)T * D;
     LowRankSizes sz;
     lowrank_sizes(&sz, cfg, T);
@@ -536,7 +568,7 @@ int lowrank_forward(float *queries, float *u1, const float *query_pe, int n_toke
             f.r = r;
             for (int n = 0; n < N; n++) r[n] = 1.0f;
         }
-        factored_norm(&f, HT, T, l, blk, values, &b->norm4, H, I, work);
+        factored_norm(&f, T, l, blk, values, &b->norm4, H, I, work);
     }
 
     // Final attention from the requested token rows to the image, residual,
