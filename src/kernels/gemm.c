@@ -152,3 +152,5 @@ void gemm_packed_b(int m, int n, int k, float alpha, const float *a, int lda,
 }
 
 const char *gemm_variant_name(void) { return active_variant()->name; }
+
+int gemm_variant_has_kernel(void) { return active_variant()->kernel != NULL; }

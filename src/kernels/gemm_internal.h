@@ -106,4 +106,8 @@ void gemm_pack_b_with(const GemmVariant *v, GemmPackedB *p, float *buffer, const
                       int ldb, int n, int k, int trans_b);
 size_t gemm_pack_b_floats_with(const GemmVariant *v, int n, int k);
 
+// Whether the active variant is a SIMD one (else the scalar references run:
+// no SIMD, or SAM_SCALAR=1); gemm_dot follows it.
+int gemm_variant_has_kernel(void);
+
 #endif

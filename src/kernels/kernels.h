@@ -52,6 +52,15 @@ void gemm_packed_b(int m, int n, int k, float alpha, const float *a, int lda,
 void linear_forward_packed(float *y, const float *x, const GemmPackedB *w, const float *bias,
                            int m, int k, int n);
 
+// C (m, n) = alpha * A (m, k) diag(s) B^T + beta * C, B (n, k), s (k) or
+// NULL (all ones): for a few rows and columns with a long k, both operands
+// read along k as stored (no packing; gemm_dot.c). Dispatches like the
+// GEMM; gemm_dot_scalar is the reference.
+void gemm_dot(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+              const float *s, float beta, float *c, int ldc);
+void gemm_dot_scalar(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                     int ldb, const float *s, float beta, float *c, int ldc);
+
 // Scalar references of the above (always available; the dispatching versions
 // may call SIMD code). SAM_SCALAR=1 in the environment forces these natively.
 void gemm_nt_scalar(int m, int n, int k, float alpha, const float *a, int lda, const float *b,

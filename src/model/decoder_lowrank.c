@@ -63,16 +63,14 @@ static int packs_heads(const SamConfig *cfg) {
            gemm_pack_b_floats(cfg->grid * cfg->grid, head_dim(cfg)) > 0;
 }
 
-// trans 1: for scores x_h (T, hd) @ M_h^T; 0: for sums p_h (T, N) @ M_h.
-static size_t head_slices_floats(const SamConfig *cfg, int trans) {
-    const int N = cfg->grid * cfg->grid, hd = head_dim(cfg);
+static size_t head_slices_floats(const SamConfig *cfg) {
+    const int N = cfg->grid * cfg->grid;
     if (!packs_heads(cfg)) return (size_t)N * cfg->attn_internal_dim;
-    return (size_t)cfg->decoder_heads * (trans ? gemm_pack_b_floats(N, hd) : gemm_pack_b_floats(hd, N));
+    return (size_t)cfg->decoder_heads * gemm_pack_b_floats(N, head_dim(cfg));
 }
 
 // hs from m (N, I), stored at *at (advanced past it); m may be scratch.
-static void head_slices_make(HeadSlices *hs, float **at, const float *m, int trans,
-                             const SamConfig *cfg) {
+static void head_slices_make(HeadSlices *hs, float **at, const float *m, const SamConfig *cfg) {
     const int N = cfg->grid * cfg->grid, I = cfg->attn_internal_dim, hd = head_dim(cfg);
     memset(hs, 0, sizeof *hs);
     if (!packs_heads(cfg)) {
@@ -82,13 +80,8 @@ static void head_slices_make(HeadSlices *hs, float **at, const float *m, int tra
         return;
     }
     for (int h = 0; h < cfg->decoder_heads; h++) {
-        if (trans) {
-            gemm_pack_b(&hs->head[h], *at, m + h * hd, I, N, hd, 1);
-            *at += gemm_pack_b_floats(N, hd);
-        } else {
-            gemm_pack_b(&hs->head[h], *at, m + h * hd, I, hd, N, 0);
-            *at += gemm_pack_b_floats(hd, N);
-        }
+        gemm_pack_b(&hs->head[h], *at, m + h * hd, I, N, hd, 1);
+        *at += gemm_pack_b_floats(N, hd);
         // Only the packed form lives on; the products always match its shape.
         hs->head[h].b = NULL;
     }
@@ -103,20 +96,11 @@ static void head_scores(float *c, const float *x, int ldx, int T, const HeadSlic
         gemm_packed_b(T, N, hd, 1.0f, x, ldx, &hs->head[h], beta, c, N);
 }
 
-// o_h (T, hd, row stride I) += p_h (T, N) @ M_h.
-static void head_sums(float *o, const float *p, int T, const HeadSlices *hs, int h, int hd, int N,
-                      int I) {
-    if (hs->full)
-        gemm_nn(T, hd, N, 1.0f, p, N, hs->full + h * hd, I, 1.0f, o, I);
-    else
-        gemm_packed_b(T, hd, N, 1.0f, p, N, &hs->head[h], 1.0f, o, I);
-}
-
 // ---------------------------------------------------------------------------
 // Per model and per image
 
 size_t lowrank_model_floats(const SamConfig *cfg) {
-    return (size_t)(2 * cfg->decoder_depth + 1) * head_slices_floats(cfg, 1);
+    return (size_t)(2 * cfg->decoder_depth + 1) * head_slices_floats(cfg);
 }
 
 size_t lowrank_model_scratch_floats(const SamConfig *cfg) {
@@ -132,17 +116,17 @@ void lowrank_model_init(LowRankModel *m, float *buffer, const float *key_pe,
         const AttentionWeights *t2i =
             l < L ? &w->layers[l].cross_attn_token_to_image : &w->final_attn_token_to_image;
         linear_forward(scratch, key_pe, t2i->k_proj.weight, NULL, N, D, I);
-        head_slices_make(&m->pe_k[l], &at, scratch, 1, cfg);
+        head_slices_make(&m->pe_k[l], &at, scratch, cfg);
         if (l == L) break;
         linear_forward(scratch, key_pe, w->layers[l].cross_attn_image_to_token.q_proj.weight, NULL,
                        N, D, I);
-        head_slices_make(&m->pe_q[l], &at, scratch, 1, cfg);
+        head_slices_make(&m->pe_q[l], &at, scratch, cfg);
     }
 }
 
 size_t lowrank_image_floats(const SamConfig *cfg) {
     const size_t N = (size_t)cfg->grid * cfg->grid, E = (size_t)4 * cfg->upscale_dim1;
-    const size_t scores = head_slices_floats(cfg, 1), sums = head_slices_floats(cfg, 0);
+    const size_t scores = head_slices_floats(cfg), sums = N * (size_t)cfg->attn_internal_dim;
     size_t n = scores + sums + N * E;  // final attention's k, v; the upscaling product
     for (size_t l = 0; l < (size_t)cfg->decoder_depth; l++)
         n += 2 * N + 2 * scores + sums + (l + 1) * (scores + N) + 2 * l * N;
@@ -196,13 +180,14 @@ void lowrank_image_compute(LowRankImage *img, float *buffer, const float *keys,
         const AttentionWeights *t2i =
             l < L ? &w->layers[l].cross_attn_token_to_image : &w->final_attn_token_to_image;
         linear_forward(product, a, t2i->k_proj.weight, NULL, N, D, I);
-        head_slices_make(&blk->k, &at, product, 1, cfg);
+        head_slices_make(&blk->k, &at, product, cfg);
         linear_forward(product, a, t2i->v_proj.weight, NULL, N, D, I);
-        head_slices_make(&blk->v, &at, product, 0, cfg);
+        transpose(at, product, N, I);
+        blk->v_t = at, at += (size_t)N * I;
         if (l == L) break;
         linear_forward(product, a, w->layers[l].cross_attn_image_to_token.q_proj.weight, NULL, N,
                        D, I);
-        head_slices_make(&blk->q, &at, product, 1, cfg);
+        head_slices_make(&blk->q, &at, product, cfg);
         float *mean = at, *var = at + N;
         at += 2 * (size_t)N;
         centre_rows(b, mean, var, a, N, D);
@@ -211,7 +196,7 @@ void lowrank_image_compute(LowRankImage *img, float *buffer, const float *keys,
         for (int j = l; j >= 0; j--) {
             const AttentionWeights *i2t = &w->layers[j].cross_attn_image_to_token;
             gemm_nn(N, I, D, 1.0f, b, D, i2t->out_proj.weight, I, 0.0f, product, I);
-            head_slices_make(&blk->cov_o[j], &at, product, 1, cfg);
+            head_slices_make(&blk->cov_o[j], &at, product, cfg);
             float *cov_b = at;
             at += N;
             for (int n = 0; n < N; n++) cov_b[n] = dot(b + (size_t)n * D, i2t->out_proj.bias, D);
@@ -324,26 +309,35 @@ SAM_MULTIVERSION static void scale_by_rows(float *x, const float *r, int rows, i
     }
 }
 
-// s (H T, N), row h T + t: (keys_l + key_pe)_n . W[h]^T x_{t,h} for the
-// vectors x (T, I), W (I, D) the projection of the image side: from the
-// per-image product ka = A_l W^T, the per-model pe = key_pe W^T and the
-// correction (see the top of the file). work: H T D + R H T floats.
+// s (H T, N), row h T + t: (keys_l + key_pe)_n . W[h]^T x_{t,h} + bias_{h,t}
+// for the vectors x (T, I), W (I, D) the projection of the image side: from
+// the per-image product ka = A_l W^T, the per-model pe = key_pe W^T and the
+// correction (see the top of the file). bias: (H T) or NULL. work: H T D +
+// R H T floats.
 static void factored_scores(float *s, const float *x, int T, const HeadSlices *ka,
-                            const HeadSlices *pe, const float *proj_w, const Factored *f,
-                            int heads, int I, float *work) {
+                            const HeadSlices *pe, const float *proj_w, const float *bias,
+                            const Factored *f, int heads, int I, float *work) {
     const int N = f->n, D = f->d, hd = I / heads, HT = heads * T, R = f->rank;
     for (int h = 0; h < heads; h++)
         head_scores(s + (size_t)h * T * N, x + h * hd, I, T, ka, h, hd, N, I, 0.0f);
     if (f->r) scale_by_rows(s, f->r, HT, N);
     for (int h = 0; h < heads; h++)
         head_scores(s + (size_t)h * T * N, x + h * hd, I, T, pe, h, hd, N, I, 1.0f);
-    if (R == 0) return;
+    if (R == 0) {
+        for (int i = 0; bias && i < HT; i++) {
+            float *row = s + (size_t)i * N;
+            for (int n = 0; n < N; n++) row[n] += bias[i];
+        }
+        return;
+    }
     float *a = work;                    // (HT, D) a_{h,t} = W[h]^T x_{t,h}
     float *c = a + (size_t)HT * D;      // (R, HT) U a^T
     for (int h = 0; h < heads; h++)
         gemm_nn(T, D, hd, 1.0f, x + h * hd, I, proj_w + (size_t)h * hd * D, D, 0.0f,
                 a + (size_t)h * T * D, D);
     gemm_nt(R, HT, D, 1.0f, f->u, D, a, D, 0.0f, c, HT);
+    // The last row of Yt is all ones (factored_norm): the bias rides on it.
+    for (int i = 0; bias && i < HT; i++) c[(size_t)(R - 1) * HT + i] += bias[i];
     gemm_tn(HT, N, R, 1.0f, c, HT, f->yt, N, 1.0f, s, N);
 }
 
@@ -351,7 +345,7 @@ static void factored_scores(float *s, const float *x, int T, const HeadSlices *k
 // token-to-image attention. The key bias adds q_{t,h} . b_k[h] to every
 // score of a softmax over n, so it drops out (decoder_attention.c).
 static void factored_to_image(float *out, const float *q_in, int T, const HeadSlices *ka_k,
-                              const HeadSlices *pe_k, const HeadSlices *ka_v, const Factored *f,
+                              const HeadSlices *pe_k, const float *ka_v_t, const Factored *f,
                               const AttentionWeights *w, int heads, int I, float *work) {
     const int N = f->n, D = f->d, hd = I / heads, HT = heads * T, R = f->rank;
     float *q = work;                       // (T, I)
@@ -359,23 +353,27 @@ static void factored_to_image(float *out, const float *q_in, int T, const HeadSl
     float *s = o + (size_t)T * I;          // (HT, N)
     float *rest = s + (size_t)HT * N;
     linear_apply(q, q_in, &w->q_proj, T, D, I);
-    factored_scores(s, q, T, ka_k, pe_k, w->k_proj.weight, f, heads, I, rest);
-    const float divisor = (float)sqrt((double)hd);
-    for (size_t i = 0; i < (size_t)HT * N; i++) s[i] = s[i] / divisor;
+    // The scores' 1 / sqrt(head_dim) applied to q (one rounding apart from
+    // torch's division of the scores, and no pass over them).
+    const float inv_divisor = (float)(1.0 / sqrt((double)hd));
+    for (int i = 0; i < T * I; i++) q[i] *= inv_divisor;
+    factored_scores(s, q, T, ka_k, pe_k, w->k_proj.weight, NULL, f, heads, I, rest);
     softmax_rows(s, HT, N);
     // o_{t,h} = W_v[h] sum_n p_n keys_n + b_v[h]
     for (int t = 0; t < T; t++) memcpy(o + (size_t)t * I, w->v_proj.bias, sizeof(float) * I);
     if (R > 0) {
         float *py = rest;                   // (HT, R) p^T Y
         float *uwv = py + (size_t)HT * R;   // (R, I) U W_v^T
-        gemm_nt(HT, R, N, 1.0f, s, N, f->yt, N, 0.0f, py, R);
+        gemm_dot(HT, R, N, 1.0f, s, N, f->yt, N, NULL, 0.0f, py, R);
         gemm_nt(R, I, D, 1.0f, f->u, D, w->v_proj.weight, D, 0.0f, uwv, I);
         for (int h = 0; h < heads; h++)
             gemm_nn(T, hd, R, 1.0f, py + (size_t)h * T * R, R, uwv + h * hd, I, 1.0f, o + h * hd,
                     I);
     }
-    if (f->r) scale_by_rows(s, f->r, HT, N);
-    for (int h = 0; h < heads; h++) head_sums(o + h * hd, s + (size_t)h * T * N, T, ka_v, h, hd, N, I);
+    // sum_n p_n r_n (A_l W_v^T)_n, head by head.
+    for (int h = 0; h < heads; h++)
+        gemm_dot(T, hd, N, 1.0f, s + (size_t)h * T * N, N, ka_v_t + (size_t)h * hd * N, N, f->r,
+                 1.0f, o + h * hd, I);
     linear_apply(out, o, &w->out_proj, T, I, D);
 }
 
@@ -396,17 +394,15 @@ static void factored_from_image(Factored *f, float *values, const float *q_pe,
     float *rest = e + HT;
     linear_apply(k, q_pe, &w->k_proj, T, D, I);
     linear_apply(values, queries, &w->v_proj, T, D, I);
-    float *s = f->yt + (size_t)f->rank * N;
-    factored_scores(s, k, T, &blk->q, pe_q, w->q_proj.weight, f, heads, I, rest);
+    // 1 / sqrt(head_dim) on k, as on q in factored_to_image.
+    const float inv_divisor = (float)(1.0 / sqrt((double)hd));
+    for (int i = 0; i < T * I; i++) k[i] *= inv_divisor;
     // The query bias adds e_{h,t} = b_q[h] . k_{t,h}, which varies over the
     // softmax's t.
     for (int h = 0; h < heads; h++)
         for (int t = 0; t < T; t++) e[h * T + t] = dot(w->q_proj.bias + h * hd, k + (size_t)t * I + h * hd, hd);
-    const float divisor = (float)sqrt((double)hd);
-    for (int i = 0; i < HT; i++) {
-        float *row = s + (size_t)i * N;
-        for (int n = 0; n < N; n++) row[n] = (row[n] + e[i]) / divisor;
-    }
+    float *s = f->yt + (size_t)f->rank * N;
+    factored_scores(s, k, T, &blk->q, pe_q, w->q_proj.weight, e, f, heads, I, rest);
     for (int h = 0; h < heads; h++) softmax_cols(s + (size_t)h * T * N, T, N);
     for (int h = 0; h < heads; h++)
         for (int t = 0; t < T - 1; t++)
@@ -556,7 +552,7 @@ int lowrank_forward(float *queries, float *u1, const float *query_pe, int n_toke
         const LowRankBlock *blk = &img->block[l];
         two_way_self_attention(queries, query_pe, T, l, w, cfg, tokens);
         add_to(q_pe, queries, query_pe, td);
-        factored_to_image(attn_out, q_pe, T, &blk->k, &model->pe_k[l], &blk->v, &f,
+        factored_to_image(attn_out, q_pe, T, &blk->k, &model->pe_k[l], blk->v_t, &f,
                           &b->cross_attn_token_to_image, H, I, work);
         add_inplace(queries, attn_out, td);
         layernorm_rows(queries, queries, b->norm2.weight, b->norm2.bias, T, D, DECODER_LN_EPS);
@@ -579,7 +575,7 @@ int lowrank_forward(float *queries, float *u1, const float *query_pe, int n_toke
         add_to(q_pe + (size_t)j * D, queries + (size_t)row * D, query_pe + (size_t)row * D,
                (size_t)D);
     }
-    factored_to_image(attn_out, q_pe, T_out, &img->block[L].k, &model->pe_k[L], &img->block[L].v,
+    factored_to_image(attn_out, q_pe, T_out, &img->block[L].k, &model->pe_k[L], img->block[L].v_t,
                       &f, &w->final_attn_token_to_image, H, I, work);
     for (int j = 0; j < T_out; j++) {
         float *row = queries + (size_t)(T_out < T ? out_rows[j] : j) * D;

@@ -21,10 +21,11 @@
 #include "config.h"
 #include "weights.h"
 
-// An (N, I) per-image or per-model matrix read one head's columns at a
-// time by products with a few prompt rows: held packed per head for the
-// GEMM (packing it per product costs as much as the product) when the
-// GEMM variant packs and the heads fit, else as is.
+// An (N, I) per-image or per-model matrix whose head slices (N, hd) are
+// the right operand of score products x_h (T, hd) @ M_h^T with a few
+// prompt rows: held packed per head for the GEMM (packing it per product
+// costs as much as the product) when the GEMM variant packs and the heads
+// fit, else as is.
 #define SAM_MAX_PACKED_HEADS 16
 typedef struct HeadSlices {
     const float *full;  // (N, I), NULL when packed
@@ -51,8 +52,9 @@ void lowrank_model_init(LowRankModel *m, float *buffer, const float *key_pe,
 // B_{l,j} = centre(B_{l,j+1} diag(gamma_j))).
 typedef struct LowRankBlock {
     const float *mean, *var;  // (N) row mean and (biased) variance of A_l
-    HeadSlices k, v;          // A_l W_k^T, A_l W_v^T of the token-to-image
-                              // attention (block L: the final attention)
+    HeadSlices k;             // A_l W_k^T of the token-to-image attention
+                              // (block L: the final attention)
+    const float *v_t;         // (I, N) (A_l W_v^T)^T of the same, for gemm_dot
     HeadSlices q;             // A_l W_q^T of the image-to-token attention
     HeadSlices cov_o[SAM_MAX_DECODER_DEPTH];        // j <= l: B_{l,j} W_o(j)
     const float *cov_ob[SAM_MAX_DECODER_DEPTH];     // j <= l: (N) B_{l,j} . b_o(j)

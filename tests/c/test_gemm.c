@@ -182,6 +182,39 @@ static void check_packed_sum(int m, int n, int k, Rng *rng) {
     free(a), free(x), free(y), free(sum), free(c_ref), free(c_got), free(buffer);
 }
 
+// gemm_dot (active variant) against gemm_dot_scalar, with and without the
+// scale vector, odd strides, every alpha/beta case (beta 0: C starts as NaN).
+static void check_dot(int m, int n, int k, Rng *rng) {
+    const int lda = k + 1, ldb = k + 3, ldc = n + 2;
+    float *a = random_buffer(rng, (size_t)m * lda), *b = random_buffer(rng, (size_t)n * ldb);
+    float *scale = random_buffer(rng, (size_t)k);
+    float *c_ref = malloc(sizeof(float) * (size_t)m * ldc), *c_got = malloc(sizeof(float) * (size_t)m * ldc);
+    for (int with_scale = 0; with_scale < 2; with_scale++) {
+        for (size_t ci = 0; ci < sizeof CASES / sizeof CASES[0]; ci++) {
+            const Case cs = CASES[ci];
+            for (size_t i = 0; i < (size_t)m * ldc; i++)
+                c_ref[i] = c_got[i] = cs.beta == 0.0f ? NAN : rng_uniform(rng);
+            const float *sv = with_scale ? scale : NULL;
+            gemm_dot_scalar(m, n, k, cs.alpha, a, lda, b, ldb, sv, cs.beta, c_ref, ldc);
+            gemm_dot(m, n, k, cs.alpha, a, lda, b, ldb, sv, cs.beta, c_got, ldc);
+            int ok = 1;
+            for (int i = 0; i < m && ok; i++)
+                for (int j = 0; j < n && ok; j++) {
+                    const double r = c_ref[(size_t)i * ldc + j], g = c_got[(size_t)i * ldc + j];
+                    ok = fabs(g - r) <= ATOL + RTOL * fabs(r);
+                }
+            if (ok) {
+                passed++;
+            } else {
+                failed++;
+                printf("FAIL gemm_dot m=%d n=%d k=%d scale=%d alpha=%g beta=%g (%s)\n", m, n, k,
+                       with_scale, cs.alpha, cs.beta, gemm_variant_name());
+            }
+        }
+    }
+    free(a), free(b), free(scale), free(c_ref), free(c_got);
+}
+
 static void check_variant(const GemmVariant *v, Rng *rng) {
     const int mr = v->mr, nr = v->nr;
     // Sizes straddling the register tile.
@@ -314,6 +347,13 @@ int main(int argc, char **argv) {
     const int sum_shapes[][3] = {{1, 1, 1}, {56, 4096, 256}, {7, 33, 17}, {5, 2100, 800}};
     for (size_t i = 0; i < sizeof sum_shapes / sizeof sum_shapes[0]; i++)
         check_packed_sum(sum_shapes[i][0], sum_shapes[i][1], sum_shapes[i][2], &rng);
+    // gemm_dot: shapes around its blocks (2 x 4 outputs, 4- to 16-wide k
+    // lanes) and the decoder's (probabilities against the correction rows or
+    // one head's per-image columns, k = 4096 image rows).
+    const int dot_shapes[][3] = {{1, 1, 1}, {1, 1, 3}, {2, 4, 16}, {3, 5, 17}, {2, 4, 33},
+                                 {5, 9, 100}, {7, 16, 4096}, {56, 51, 4096}, {32, 102, 4096}};
+    for (size_t i = 0; i < sizeof dot_shapes / sizeof dot_shapes[0]; i++)
+        check_dot(dot_shapes[i][0], dot_shapes[i][1], dot_shapes[i][2], &rng);
     // The dispatcher picks a listed variant.
     int listed = 0;
     for (int vi = 0; vi < count; vi++) listed |= strcmp(variants[vi]->name, gemm_variant_name()) == 0;
