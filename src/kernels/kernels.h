@@ -91,6 +91,15 @@ void layernorm_channels_scalar(float *y, const float *x, const float *gamma, con
 // gelu_inplace_scalar is the libm erff reference.
 void gelu_inplace(float *x, size_t n);
 void gelu_inplace_scalar(float *x, size_t n);
+// out (m, n) += weights (m, c) @ GELU(x (c, n) + bias (c)): each row of x
+// plus its bias through GELU, contracted with the weights (the mask
+// decoder's hypernetwork weights against the upscaled features); rows of x
+// are ldx apart, rows of out ldo; x is unchanged. Per element: bias add,
+// GELU (the active variant's), then the weighted sum over the rows of x in
+// order. (A WASM version keeping the sums in registers measured no faster:
+// the GELU dominates.)
+void gelu_contract(float *out, int ldo, const float *x, int ldx, const float *bias,
+                   const float *weights, int m, int c, int n);
 void relu_inplace(float *x, size_t n);
 // Numerically stable softmax of each row of x (rows, cols) in place.
 // Dispatches like the GEMM (SIMD exp where available; SAM_SCALAR=1 forces

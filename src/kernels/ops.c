@@ -115,6 +115,25 @@ void layernorm_channels_f32_pixels(float *y, const float *x, const float *gamma,
 }
 
 // Reference GELU, libm erff.
+void gelu_contract_with(void (*gelu)(float *x, size_t n), float *out, int ldo, const float *x,
+                        int ldx, const float *bias, const float *weights, int m, int c, int n) {
+    enum { CHUNK = 512 };  // one row's chunk stays in L1 across the m sums
+    float tmp[CHUNK];
+    for (int j0 = 0; j0 < n; j0 += CHUNK) {
+        const int len = n - j0 < CHUNK ? n - j0 : CHUNK;
+        for (int i = 0; i < c; i++) {
+            const float *xi = x + (size_t)i * ldx + j0;
+            for (int j = 0; j < len; j++) tmp[j] = xi[j] + bias[i];
+            gelu(tmp, (size_t)len);
+            for (int k = 0; k < m; k++) {
+                float *o = out + (size_t)k * ldo + j0;
+                const float wk = weights[(size_t)k * c + i];
+                for (int j = 0; j < len; j++) o[j] += wk * tmp[j];
+            }
+        }
+    }
+}
+
 void gelu_inplace_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }

@@ -87,6 +87,11 @@ void gelu_inplace(float *x, size_t n) {
     thread_pool_run(pool, (int)tasks, gelu_task, &j);
 }
 
+void gelu_contract(float *out, int ldo, const float *x, int ldx, const float *bias,
+                   const float *weights, int m, int c, int n) {
+    gelu_contract_with(active_variant()->gelu, out, ldo, x, ldx, bias, weights, m, c, n);
+}
+
 void layernorm_rows(float *y, const float *x, const float *gamma, const float *beta, int n, int c,
                     float eps) {
     active_variant()->layernorm_rows(y, x, gamma, beta, n, c, eps);

@@ -34,6 +34,11 @@ const OpsVariant *ops_variant_avx512(void);
 const OpsVariant *ops_variant_wasmsimd(void);
 #endif
 
+// gelu_contract through a given GELU over chunks of a row: bias added,
+// gelu, then accumulated (ops.c).
+void gelu_contract_with(void (*gelu)(float *x, size_t n), float *out, int ldo, const float *x,
+                        int ldx, const float *bias, const float *weights, int m, int c, int n);
+
 // All variants usable on this CPU, best first, scalar last. Returns how many
 // were written to out (at most max).
 int ops_available_variants(const OpsVariant **out, int max);

@@ -99,8 +99,9 @@ static void head_scores(float *c, const float *x, int ldx, int T, const HeadSlic
 // ---------------------------------------------------------------------------
 // Per model and per image
 
+// Block 0 needs none (its per-image products include key_pe, r being 1).
 size_t lowrank_model_floats(const SamConfig *cfg) {
-    return (size_t)(2 * cfg->decoder_depth + 1) * head_slices_floats(cfg);
+    return (size_t)(2 * cfg->decoder_depth - 1) * head_slices_floats(cfg);
 }
 
 size_t lowrank_model_scratch_floats(const SamConfig *cfg) {
@@ -112,7 +113,8 @@ void lowrank_model_init(LowRankModel *m, float *buffer, const float *key_pe,
     const int N = cfg->grid * cfg->grid, D = cfg->prompt_dim, I = cfg->attn_internal_dim;
     const int L = cfg->decoder_depth;
     float *at = buffer;
-    for (int l = 0; l <= L; l++) {
+    memset(m, 0, sizeof *m);
+    for (int l = 1; l <= L; l++) {
         const AttentionWeights *t2i =
             l < L ? &w->layers[l].cross_attn_token_to_image : &w->final_attn_token_to_image;
         linear_forward(scratch, key_pe, t2i->k_proj.weight, NULL, N, D, I);
@@ -166,8 +168,8 @@ static void scale_columns(float *x, const float *gain, int N, int D) {
 }
 
 void lowrank_image_compute(LowRankImage *img, float *buffer, const float *keys,
-                           const float *upscale_w, const MaskDecoderWeights *w,
-                           const SamConfig *cfg, float *scratch) {
+                           const float *key_pe, const float *upscale_w,
+                           const MaskDecoderWeights *w, const SamConfig *cfg, float *scratch) {
     const int N = cfg->grid * cfg->grid, D = cfg->prompt_dim, I = cfg->attn_internal_dim;
     const int L = cfg->decoder_depth, E = 4 * cfg->upscale_dim1;
     float *a = scratch, *b = a + (size_t)N * D, *product = b + (size_t)N * D;
@@ -179,15 +181,23 @@ void lowrank_image_compute(LowRankImage *img, float *buffer, const float *keys,
         if (l > 0) scale_columns(a, w->layers[l - 1].norm4.weight, N, D);  // A_l
         const AttentionWeights *t2i =
             l < L ? &w->layers[l].cross_attn_token_to_image : &w->final_attn_token_to_image;
-        linear_forward(product, a, t2i->k_proj.weight, NULL, N, D, I);
+        // Block 0's keys are A_0 (r = 1): its score products take key_pe in.
+        const float *scored = a;
+        if (l == 0) {
+            add_to(b, a, key_pe, (size_t)N * D);
+            scored = b;
+        }
+        linear_forward(product, scored, t2i->k_proj.weight, NULL, N, D, I);
         head_slices_make(&blk->k, &at, product, cfg);
+        if (l < L) {
+            linear_forward(product, scored, w->layers[l].cross_attn_image_to_token.q_proj.weight,
+                           NULL, N, D, I);
+            head_slices_make(&blk->q, &at, product, cfg);
+        }
         linear_forward(product, a, t2i->v_proj.weight, NULL, N, D, I);
         transpose(at, product, N, I);
         blk->v_t = at, at += (size_t)N * I;
         if (l == L) break;
-        linear_forward(product, a, w->layers[l].cross_attn_image_to_token.q_proj.weight, NULL, N,
-                       D, I);
-        head_slices_make(&blk->q, &at, product, cfg);
         float *mean = at, *var = at + N;
         at += 2 * (size_t)N;
         centre_rows(b, mean, var, a, N, D);
@@ -311,9 +321,9 @@ SAM_MULTIVERSION static void scale_by_rows(float *x, const float *r, int rows, i
 
 // s (H T, N), row h T + t: (keys_l + key_pe)_n . W[h]^T x_{t,h} + bias_{h,t}
 // for the vectors x (T, I), W (I, D) the projection of the image side: from
-// the per-image product ka = A_l W^T, the per-model pe = key_pe W^T and the
-// correction (see the top of the file). bias: (H T) or NULL. work: H T D +
-// R H T floats.
+// the per-image product ka = A_l W^T, the per-model pe = key_pe W^T (NULL:
+// ka includes it) and the correction (see the top of the file). bias: (H T)
+// or NULL. work: H T D + R H T floats.
 static void factored_scores(float *s, const float *x, int T, const HeadSlices *ka,
                             const HeadSlices *pe, const float *proj_w, const float *bias,
                             const Factored *f, int heads, int I, float *work) {
@@ -321,7 +331,7 @@ static void factored_scores(float *s, const float *x, int T, const HeadSlices *k
     for (int h = 0; h < heads; h++)
         head_scores(s + (size_t)h * T * N, x + h * hd, I, T, ka, h, hd, N, I, 0.0f);
     if (f->r) scale_by_rows(s, f->r, HT, N);
-    for (int h = 0; h < heads; h++)
+    for (int h = 0; pe && h < heads; h++)
         head_scores(s + (size_t)h * T * N, x + h * hd, I, T, pe, h, hd, N, I, 1.0f);
     if (R == 0) {
         for (int i = 0; bias && i < HT; i++) {
@@ -552,14 +562,16 @@ int lowrank_forward(float *queries, float *u1, const float *query_pe, int n_toke
         const LowRankBlock *blk = &img->block[l];
         two_way_self_attention(queries, query_pe, T, l, w, cfg, tokens);
         add_to(q_pe, queries, query_pe, td);
-        factored_to_image(attn_out, q_pe, T, &blk->k, &model->pe_k[l], blk->v_t, &f,
+        // Block 0's per-image products include key_pe.
+        factored_to_image(attn_out, q_pe, T, &blk->k, l ? &model->pe_k[l] : NULL, blk->v_t, &f,
                           &b->cross_attn_token_to_image, H, I, work);
         add_inplace(queries, attn_out, td);
         layernorm_rows(queries, queries, b->norm2.weight, b->norm2.bias, T, D, DECODER_LN_EPS);
         two_way_mlp(queries, T, b, cfg, tokens);
         add_to(q_pe, queries, query_pe, td);
         factored_from_image(&f, values + (size_t)l * T * I, q_pe, queries, T, blk,
-                            &model->pe_q[l], &b->cross_attn_image_to_token, H, I, work);
+                            l ? &model->pe_q[l] : NULL, &b->cross_attn_image_to_token, H, I,
+                            work);
         if (!f.r) {
             f.r = r;
             for (int n = 0; n < N; n++) r[n] = 1.0f;

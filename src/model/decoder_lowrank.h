@@ -34,7 +34,8 @@ typedef struct HeadSlices {
 
 // Per model: the dense positional encoding through the image-side key
 // projections of the token-to-image attentions (index L: the final
-// attention) and the query projections of the image-to-token attentions.
+// attention) and the query projections of the image-to-token attentions,
+// for blocks 1 .. L (block 0's per-image products include it).
 typedef struct LowRankModel {
     HeadSlices pe_k[SAM_MAX_DECODER_DEPTH + 1];  // key_pe @ W_k^T
     HeadSlices pe_q[SAM_MAX_DECODER_DEPTH];      // key_pe @ W_q^T
@@ -53,7 +54,8 @@ void lowrank_model_init(LowRankModel *m, float *buffer, const float *key_pe,
 typedef struct LowRankBlock {
     const float *mean, *var;  // (N) row mean and (biased) variance of A_l
     HeadSlices k;             // A_l W_k^T of the token-to-image attention
-                              // (block L: the final attention)
+                              // (block L: the final attention; block 0:
+                              // (A_0 + key_pe) W_k^T, and likewise q)
     const float *v_t;         // (I, N) (A_l W_v^T)^T of the same, for gemm_dot
     HeadSlices q;             // A_l W_q^T of the image-to-token attention
     HeadSlices cov_o[SAM_MAX_DECODER_DEPTH];        // j <= l: B_{l,j} W_o(j)
@@ -69,10 +71,10 @@ typedef struct LowRankImage {
 
 size_t lowrank_image_floats(const SamConfig *cfg);
 size_t lowrank_image_scratch_floats(const SamConfig *cfg);
-// keys: keys_0 (N, D); upscale_w: (E, D) with E = 4 upscale_dim1.
+// keys: keys_0 (N, D); key_pe (N, D); upscale_w: (E, D) with E = 4 upscale_dim1.
 void lowrank_image_compute(LowRankImage *img, float *buffer, const float *keys,
-                           const float *upscale_w, const MaskDecoderWeights *w,
-                           const SamConfig *cfg, float *scratch);
+                           const float *key_pe, const float *upscale_w,
+                           const MaskDecoderWeights *w, const SamConfig *cfg, float *scratch);
 
 // Whether the factored form costs fewer multiply-adds than forming the
 // image tokens, for n_tokens prompt tokens (true up to a number of tokens,

@@ -234,8 +234,8 @@ void mask_decoder_prepare_image(DecoderImageState *st, float *buffer, const floa
         for (int p = 0; p < N; p++)
             keys[(size_t)p * D + c] = image_embedding[(size_t)c * N + p] + no_mask_embed[c];
     st->keys = keys;
-    lowrank_image_compute(&st->lowrank, buffer + (size_t)N * D, keys, plan->upscale1_w, w, cfg,
-                          scratch);
+    lowrank_image_compute(&st->lowrank, buffer + (size_t)N * D, keys, plan->key_pe,
+                          plan->upscale1_w, w, cfg, scratch);
 }
 
 // Steps 1-4 of the output upscaling (see the top of the file) for mask
@@ -265,27 +265,11 @@ SAM_MULTIVERSION static void upscale_masks(float *masks, const float *keys, cons
     for (int tap1 = 0; tap1 < 4; tap1++)
         gemm_nn(4 * C2, N, C1, 1.0f, plan->upscale2_w, C1, u1 + (size_t)tap1 * C1 * N, N, 0.0f,
                 u2 + (size_t)tap1 * 4 * C2 * N, N);
-    // 3. + bias, GELU, hypernetwork weights: planes[k][tap1][tap2][n], in
-    // blocks of pixels so that the block of u2 and of the planes stays in
-    // cache across the 16 C2 rows.
-    enum { BLOCK = 512 };
+    // 3. + bias, GELU, hypernetwork weights: planes[k][tap1][tap2][n].
     memset(planes, 0, sizeof(float) * (size_t)n_masks * 16 * N);
-    for (int n0 = 0; n0 < N; n0 += BLOCK) {
-        const int len = N - n0 < BLOCK ? N - n0 : BLOCK;
-        for (int taps = 0; taps < 16; taps++) {  // tap1 * 4 + tap2
-            for (int c = 0; c < C2; c++) {
-                float *row = u2 + ((size_t)taps * C2 + c) * N + n0;
-                const float b = w->upscale2_b[c];
-                for (int r = 0; r < len; r++) row[r] += b;
-                gelu_inplace(row, (size_t)len);
-                for (int k = 0; k < n_masks; k++) {
-                    float *plane = planes + ((size_t)k * 16 + taps) * N + n0;
-                    const float h = hyper[(size_t)k * C2 + c];
-                    for (int r = 0; r < len; r++) plane[r] += h * row[r];
-                }
-            }
-        }
-    }
+    for (int taps = 0; taps < 16; taps++)  // tap1 * 4 + tap2
+        gelu_contract(planes + (size_t)taps * N, 16 * N, u2 + (size_t)taps * C2 * N, N,
+                      w->upscale2_b, hyper, n_masks, C2, N);
     // 4. Grid pixel n = y G + x through tap1 = kh1 * 2 + kw1 and tap2 =
     // kh2 * 2 + kw2 lands at (4y + 2 kh1 + kh2, 4x + 2 kw1 + kw2) of the
     // 4G x 4G mask.
