@@ -12,6 +12,10 @@
 #include "decoder_attention.h"
 #include "two_way_transformer.h"
 
+// Grid pixels per chunk of the second upscaling convolution: its output
+// block (16 C2 x chunk floats, 512 KiB for SAM) stays in L2.
+#define UPSCALE_CHUNK 256
+
 // Arena allocations are 64-byte aligned: count each as a multiple of 16 floats.
 static size_t arena_rounded(size_t n) { return (n + 15) & ~(size_t)15; }
 
@@ -156,7 +160,7 @@ typedef struct DecoderSizes {
     // Phase 1: the transformer.
     size_t transformer;
     // Phase 2: output upscaling.
-    size_t u2;       // (4, 4 C2, N)
+    size_t u2;       // (4, 4 C2, UPSCALE_CHUNK)
     size_t planes;   // (Tm, 16, N) mask logits before the scatter
 } DecoderSizes;
 
@@ -180,7 +184,7 @@ static void decoder_sizes(DecoderSizes *s, const SamConfig *cfg, int n_sparse) {
         break;
     }
     s->u1 = N * 4 * C1;
-    s->u2 = 4 * C2 * 4 * N;
+    s->u2 = 4 * C2 * 4 * (N < UPSCALE_CHUNK ? N : UPSCALE_CHUNK);
     s->planes = Tm * 16 * N;
 }
 
@@ -261,15 +265,20 @@ SAM_MULTIVERSION static void upscale_masks(float *masks, const float *keys, cons
         layernorm_channels(x, x, w->upscale_norm.weight, w->upscale_norm.bias, C1, N, 1e-6f);
     }
     gelu_inplace(u1, (size_t)4 * C1 * N);
-    // 2. ConvTranspose2d(C1, C2) without its bias, per tap1.
-    for (int tap1 = 0; tap1 < 4; tap1++)
-        gemm_nn(4 * C2, N, C1, 1.0f, plan->upscale2_w, C1, u1 + (size_t)tap1 * C1 * N, N, 0.0f,
-                u2 + (size_t)tap1 * 4 * C2 * N, N);
-    // 3. + bias, GELU, hypernetwork weights: planes[k][tap1][tap2][n].
+    // 2-3. Per chunk of grid pixels (so that its u2 block stays in cache
+    // between the product and the GELU): per tap1, ConvTranspose2d(C1, C2)
+    // without its bias, u2 (4 C2, chunk) = W2 (4 C2, C1) @ u1[tap1]; then
+    // + bias, GELU, hypernetwork weights into planes[k][tap1][tap2][n].
     memset(planes, 0, sizeof(float) * (size_t)n_masks * 16 * N);
-    for (int taps = 0; taps < 16; taps++)  // tap1 * 4 + tap2
-        gelu_contract(planes + (size_t)taps * N, 16 * N, u2 + (size_t)taps * C2 * N, N,
-                      w->upscale2_b, hyper, n_masks, C2, N);
+    for (int n0 = 0; n0 < N; n0 += UPSCALE_CHUNK) {
+        const int len = N - n0 < UPSCALE_CHUNK ? N - n0 : UPSCALE_CHUNK;
+        for (int tap1 = 0; tap1 < 4; tap1++)
+            gemm_nn(4 * C2, len, C1, 1.0f, plan->upscale2_w, C1, u1 + (size_t)tap1 * C1 * N + n0,
+                    N, 0.0f, u2 + (size_t)tap1 * 4 * C2 * len, len);
+        for (int taps = 0; taps < 16; taps++)  // tap1 * 4 + tap2
+            gelu_contract(planes + (size_t)taps * N + n0, 16 * N, u2 + (size_t)taps * C2 * len,
+                          len, w->upscale2_b, hyper, n_masks, C2, len);
+    }
     // 4. Grid pixel n = y G + x through tap1 = kh1 * 2 + kw1 and tap2 =
     // kh2 * 2 + kw2 lands at (4y + 2 kh1 + kh2, 4x + 2 kw1 + kw2) of the
     // 4G x 4G mask.
