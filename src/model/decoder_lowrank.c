@@ -288,7 +288,7 @@ static void lowrank_sizes(LowRankSizes *s, const SamConfig *cfg, int T) {
     const size_t scores_inner = HT * D + R * HT;  // folded vectors, their U products
     const size_t to_image = 2 * T * I + HT * N + scores_inner + HT * R + R * I;
     const size_t from_image = T * I + HT + max_size(scores_inner, HT * D);
-    const size_t norm = 2 * R * N + R * R + 2 * N + T * I;
+    const size_t norm = 2 * R * N + R * R + 3 * N + T * I;
     s->work = max_size(max_size(to_image, from_image), max_size(norm, R * E));
 }
 
@@ -461,22 +461,31 @@ static void factored_norm(Factored *f, int T, int l, const LowRankBlock *blk, co
     float *z = cov + (size_t)Rp * N;       // (Rp, N) block-triangular (Wc Wc^T / D) Yt
     float *gram = z + (size_t)Rp * N;      // (Rp, Rp)
     float *cross = gram + (size_t)Rp * Rp, *quad = cross + N;  // (N) each
-    float *diff = quad + N;                // (T - 1, I)
+    float *diff = quad + N;                // (T, I)
+    float *last_sum = diff + (size_t)T * I;  // (N)
     // Rows of W per block j <= l (factored_from_image): P rows from the
     // values v_t - v_{T-1}, one from v_{T-1} with the output bias, then
-    // (j < l) gamma_j and beta_j.
+    // (j < l) gamma_j and beta_j. One product per head with T rows: the
+    // T - 1 differences, then v_{T-1}, whose row lands on the next head's
+    // first row (the last head's on row P) and is summed over the heads
+    // before that row is written.
     for (int j = 0; j <= l; j++) {
         float *rows = cov + (size_t)j * block_rows(heads, T) * N;
         const float *v = values + (size_t)j * T * I, *last = v + (size_t)(T - 1) * I;
         for (int t = 0; t < T - 1; t++)
             for (int i = 0; i < I; i++) diff[(size_t)t * I + i] = v[(size_t)t * I + i] - last[i];
-        for (int h = 0; T > 1 && h < heads; h++)
-            head_scores(rows + (size_t)h * (T - 1) * N, diff + h * hd, I, T - 1, &blk->cov_o[j], h,
+        memcpy(diff + (size_t)(T - 1) * I, last, sizeof(float) * I);
+        for (int h = 0; h < heads; h++) {
+            head_scores(rows + (size_t)h * (T - 1) * N, diff + h * hd, I, T, &blk->cov_o[j], h,
                         hd, N, I, 0.0f);
+            const float *row = rows + (size_t)(h + 1) * (T - 1) * N;
+            if (h == 0)
+                memcpy(last_sum, row, sizeof(float) * N);
+            else
+                add_inplace(last_sum, row, (size_t)N);
+        }
         float *ones = rows + (size_t)P * N;
-        for (int h = 0; h < heads; h++)
-            head_scores(ones, last + h * hd, I, 1, &blk->cov_o[j], h, hd, N, I, h ? 1.0f : 0.0f);
-        for (int n = 0; n < N; n++) ones[n] += blk->cov_ob[j][n];
+        for (int n = 0; n < N; n++) ones[n] = last_sum[n] + blk->cov_ob[j][n];
         if (j < l) {
             memcpy(rows + (size_t)(P + 1) * N, blk->cov_gamma[j], sizeof(float) * N);
             memcpy(rows + (size_t)(P + 2) * N, blk->cov_beta[j], sizeof(float) * N);
