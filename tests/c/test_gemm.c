@@ -315,7 +315,9 @@ static double bench_one(const GemmVariant *v, int trans_b, int m, int n, int k, 
 static int run_bench(void) {
     const GemmVariant *variants[8];
     const int count = gemm_available_variants(variants, 8);
-    const int shapes[][3] = {{4096, 2304, 768}, {4096, 768, 3072}};
+    // ViT-B encoder products; the mask decoder's second upscaling convolution
+    // (per tap) and its first one from the factored image tokens.
+    const int shapes[][3] = {{4096, 2304, 768}, {4096, 768, 3072}, {128, 4096, 64}, {256, 4096, 102}};
     Rng rng = {42};
     int ok = 1;
     printf("active variant: %s\n", gemm_variant_name());
