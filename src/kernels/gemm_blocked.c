@@ -163,6 +163,11 @@ static void block_task(void *ctx, int task, int thread) {
         for (int jr = jr0; jr < jr1; jr += nr) {
             const int nt = imin(nr, nb - jr);
             const float *bp = b_pack + (size_t)jr * kb;
+            if (nt == nr && v->column_kernel) {
+                v->column_kernel(mb, kb, a_pack, bp, s->c + (size_t)ic * ldc + jc + jr, ldc, alpha,
+                                 beta_k);
+                continue;
+            }
             for (int ir = 0; ir < mb; ir += mr) {
                 const int mt = imin(mr, mb - ir);
                 const float *ap = a_pack + (size_t)ir * kb;

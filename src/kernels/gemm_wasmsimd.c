@@ -39,8 +39,10 @@
         wasm_v128_store(ci + 4, rb);                                                   \
     } while (0)
 
-static void kernel_6x8(int kc, const float *a, const float *b, float *c, int ldc, float alpha,
-                       float beta) {
+static inline __attribute__((always_inline)) void kernel_6x8_body(int kc, const float *a,
+                                                                  const float *b, float *c,
+                                                                  int ldc, float alpha,
+                                                                  float beta) {
     ACC_DECL(0); ACC_DECL(1); ACC_DECL(2); ACC_DECL(3); ACC_DECL(4); ACC_DECL(5);
     int p = 0;
     for (; p + 2 <= kc; p += 2) {
@@ -67,6 +69,11 @@ static void kernel_6x8(int kc, const float *a, const float *b, float *c, int ldc
     }
     const v128_t va = wasm_f32x4_splat(alpha), vb = wasm_f32x4_splat(beta);
     ACC_STORE(0); ACC_STORE(1); ACC_STORE(2); ACC_STORE(3); ACC_STORE(4); ACC_STORE(5);
+}
+
+static void kernel_6x8(int kc, const float *a, const float *b, float *c, int ldc, float alpha,
+                       float beta) {
+    kernel_6x8_body(kc, a, b, c, ldc, alpha, beta);
 }
 
 // kernel_6x8 for the first `rows` rows (GemmEdgeKernelFn): with rows a
@@ -109,6 +116,17 @@ static void kernel_edge(int rows, int kc, const float *a, const float *b, float 
     case 4: kernel_rows_x8(4, kc, a, b, c, ldc, alpha, beta); break;
     default: kernel_rows_x8(5, kc, a, b, c, ldc, alpha, beta); break;
     }
+}
+
+// All `rows` rows of a column of tiles (GemmColumnKernelFn): full tiles,
+// then the ragged rest through kernel_edge; one call instead of one per
+// tile, whose cost V8 makes felt in products with a short k.
+static void kernel_column(int rows, int kc, const float *a, const float *b, float *c, int ldc,
+                          float alpha, float beta) {
+    int i = 0;
+    for (; i + MR <= rows; i += MR)
+        kernel_6x8_body(kc, a + (size_t)i * kc, b, c + (size_t)i * ldc, ldc, alpha, beta);
+    if (i < rows) kernel_edge(rows - i, kc, a + (size_t)i * kc, b, c + (size_t)i * ldc, ldc, alpha, beta);
 }
 
 // The transposing pack (gemm_internal.h, GemmPackRowsFn) with 4 x 4 register
@@ -163,7 +181,8 @@ static void pack_rows_wasmsimd(float *dst, const float *src, int ld, int rows, i
 // 120 x 256 x 4 B = 120 KiB (L2); kc x nc B block = 256 x 1024 x 4 B = 1 MiB.
 static const GemmVariant wasmsimd_variant = {
     .name = "wasmsimd", .mr = MR, .nr = NR, .kc = 256, .mc = 120, .nc = 1024,
-    .kernel = kernel_6x8, .edge_kernel = kernel_edge, .pack_rows = pack_rows_wasmsimd,
+    .kernel = kernel_6x8, .column_kernel = kernel_column, .edge_kernel = kernel_edge,
+    .pack_rows = pack_rows_wasmsimd,
 };
 
 const GemmVariant *gemm_variant_wasmsimd(void) { return &wasmsimd_variant; }
