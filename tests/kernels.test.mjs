@@ -1,8 +1,8 @@
 // Compute kernels, the ViT encoder and the decoder attention: the C unit
 // tests (every SIMD variant against its scalar reference; the encoder against
 // a naive double-precision transcription of image_encoder.py; the rearranged
-// decoder attentions against the straightforward form), natively and with
-// SAM_SCALAR=1.
+// decoder attentions and the factored transformer against the
+// straightforward forms), natively and with SAM_SCALAR=1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { BUILD, ROOT, runOk } from './helpers.mjs';
 
 const PROGRAMS = ['test_gemm', 'test_simd_ops', 'test_vit_encoder', 'test_decoder_attention',
-  'test_thread_pool'];
+  'test_decoder_lowrank', 'test_thread_pool'];
 // The same programs built with address and undefined-behaviour sanitizers.
 const BUILDS = [['', BUILD], [' [sanitizers]', path.join(ROOT, 'build/asan')]]
   .filter(([, dir]) => fs.existsSync(path.join(dir, 'tests')));

@@ -293,7 +293,6 @@ static void lowrank_sizes(LowRankSizes *s, const SamConfig *cfg, int T) {
 }
 
 size_t lowrank_forward_scratch_floats(const SamConfig *cfg, int n_tokens) {
-    if (!lowrank_pays(n_tokens, cfg)) return 0;
     LowRankSizes s;
     lowrank_sizes(&s, cfg, n_tokens);
     return arena_rounded(s.r) + arena_rounded(s.yt) + arena_rounded(s.u) +

@@ -80,7 +80,7 @@ void lowrank_image_compute(LowRankImage *img, float *buffer, const float *keys,
 // image tokens, for n_tokens prompt tokens (true up to a number of tokens,
 // false beyond it).
 int lowrank_pays(int n_tokens, const SamConfig *cfg);
-// Arena floats lowrank_forward takes for n_tokens tokens (0 when it does not pay).
+// Arena floats lowrank_forward takes for n_tokens tokens.
 size_t lowrank_forward_scratch_floats(const SamConfig *cfg, int n_tokens);
 
 // The transformer of two_way_transformer_forward (same queries, query_pe,
