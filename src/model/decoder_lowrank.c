@@ -194,8 +194,8 @@ void lowrank_image_compute(LowRankImage *img, float *buffer, const float *keys,
                            NULL, N, D, I);
             head_slices_make(&blk->q, &at, product, cfg);
         }
-        linear_forward(product, a, t2i->v_proj.weight, NULL, N, D, I);
-        transpose(at, product, N, I);
+        // (A_l W_v^T)^T = W_v A_l^T, made in that layout.
+        gemm_nt(I, N, D, 1.0f, t2i->v_proj.weight, D, a, D, 0.0f, at, N);
         blk->v_t = at, at += (size_t)N * I;
         if (l == L) break;
         float *mean = at, *var = at + N;
