@@ -26,6 +26,13 @@ const CASES = {
     labels: [1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0],
   },
   points: { points: [[100.3, 200.7], [800, 50], [512.5, 700.25]], labels: [1, 0, 1] },
+  // 24 points: 30 tokens, past what the factored form (src/model/decoder_lowrank.c)
+  // pays for: with the per-image state, block 0 comes from the image's
+  // products and the later blocks run on formed tokens.
+  crowd: {
+    points: Array.from({ length: 24 }, (_, i) => [20.5 + 41 * i, 1000 - 37.25 * i]),
+    labels: Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? 0 : 1)),
+  },
   points_box_mask: { points: [[300, 400], [10, 1000]], labels: [0, 1], box: [120.5, 80, 900, 620.75], mask: true },
   box: { box: [0, 0, 1023, 767] },
   mask_only: { mask: true },      // no sparse tokens at all

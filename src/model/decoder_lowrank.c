@@ -237,8 +237,11 @@ void lowrank_image_compute(LowRankImage *img, float *buffer, const float *keys,
 static int block_rows(int heads, int T) { return heads * (T - 1) + 3; }
 
 // Multiply-adds per prompt of the factored form and of forming the image
-// tokens (two_way_transformer.c's rearranged attentions, or the reference
-// attention where those do not pay), leaving out what both share.
+// tokens after block 0 (lowrank_first_block, then two_way_transformer.c's
+// rearranged attentions, or the reference attention where those do not
+// pay), leaving out what both share. Measured in WASM on ViT-B, the two
+// take the same time at 12 points (18 tokens); the counts put the
+// crossing at 19 tokens.
 static double lowrank_cost(int T, const SamConfig *cfg) {
     const double N = (double)cfg->grid * cfg->grid, I = cfg->attn_internal_dim;
     const double HT = (double)cfg->decoder_heads * T, E = 4.0 * cfg->upscale_dim1;
@@ -259,7 +262,7 @@ static double formed_cost(int T, const SamConfig *cfg) {
     const double D = cfg->prompt_dim, HT = (double)cfg->decoder_heads * T;
     const double E = 4.0 * cfg->upscale_dim1;
     const double per_attention = 2.0 * HT < 3.0 * I ? 2.0 * N * D * HT : 3.0 * N * D * I;
-    return (2.0 * cfg->decoder_depth + 1) * per_attention + N * D * E;
+    return (2.0 * cfg->decoder_depth - 1) * per_attention + N * HT * D + N * D * E;
 }
 
 int lowrank_pays(int n_tokens, const SamConfig *cfg) {
@@ -616,6 +619,86 @@ int lowrank_forward(float *queries, float *u1, const float *query_pe, int n_toke
             for (int n = 0; n < N; n++) dst[n] = src[n] + upscale_b[j];
     }
     gemm_tn(E, N, f.rank, 1.0f, uw, E, f.yt, N, 1.0f, u1, N);
+    arena_reset(scratch, mark);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Block 0 for formed tokens
+
+// The buffers of lowrank_first_block, in allocation order.
+typedef struct FirstBlockSizes {
+    size_t q_pe, attn_out, tokens, values, probs, work;
+} FirstBlockSizes;
+
+static void first_block_sizes(FirstBlockSizes *s, const SamConfig *cfg, int T) {
+    const size_t N = (size_t)cfg->grid * cfg->grid, D = (size_t)cfg->prompt_dim;
+    const size_t I = (size_t)cfg->attn_internal_dim, HT = (size_t)cfg->decoder_heads * T;
+    s->q_pe = s->attn_out = (size_t)T * D;
+    s->tokens = two_way_tokens_scratch_floats(cfg, T);
+    s->values = (size_t)T * I;
+    s->probs = HT * N;
+    // factored_to_image with rank 0: q, o, the scores; the image-to-token
+    // side: k, e, then the values g.
+    s->work = max_size(2 * T * I + HT * N, T * I + HT + HT * D);
+}
+
+size_t lowrank_first_block_scratch_floats(const SamConfig *cfg, int n_tokens) {
+    FirstBlockSizes s;
+    first_block_sizes(&s, cfg, n_tokens);
+    return arena_rounded(s.q_pe) + arena_rounded(s.attn_out) + arena_rounded(s.tokens) +
+           arena_rounded(s.values) + arena_rounded(s.probs) + arena_rounded(s.work);
+}
+
+int lowrank_first_block(float *queries, float *keys, const float *query_pe, int n_tokens,
+                        const LowRankImage *img, const MaskDecoderWeights *w,
+                        const SamConfig *cfg, Arena *scratch, SamError *err) {
+    const int T = n_tokens, N = cfg->grid * cfg->grid, D = cfg->prompt_dim;
+    const int I = cfg->attn_internal_dim, H = cfg->decoder_heads, hd = I / H, HT = H * T;
+    const size_t td = (size_t)T * D;
+    const TwoWayBlockWeights *b = &w->layers[0];
+    const LowRankBlock *blk = &img->block[0];
+    FirstBlockSizes sz;
+    first_block_sizes(&sz, cfg, T);
+    const size_t mark = arena_mark(scratch);
+    float *q_pe = arena_floats(scratch, sz.q_pe);
+    float *attn_out = arena_floats(scratch, sz.attn_out);
+    float *tokens = arena_floats(scratch, sz.tokens);
+    float *values = arena_floats(scratch, sz.values);
+    float *probs = arena_floats(scratch, sz.probs);
+    float *work = arena_floats(scratch, sz.work);
+    if (!q_pe || !attn_out || !tokens || !values || !probs || !work) {
+        arena_reset(scratch, mark);
+        return sam_error(err, "decoder: scratch arena exhausted (%zu floats needed)",
+                         lowrank_first_block_scratch_floats(cfg, T));
+    }
+    // keys_0 itself: r = 1 and no correction.
+    const Factored f = {NULL, NULL, NULL, 0, N, D};
+    two_way_self_attention(queries, query_pe, T, 0, w, cfg, tokens);
+    add_to(q_pe, queries, query_pe, td);
+    factored_to_image(attn_out, q_pe, T, &blk->k, NULL, blk->v_t, &f,
+                      &b->cross_attn_token_to_image, H, I, work);
+    add_inplace(queries, attn_out, td);
+    layernorm_rows(queries, queries, b->norm2.weight, b->norm2.bias, T, D, DECODER_LN_EPS);
+    two_way_mlp(queries, T, b, cfg, tokens);
+    // Image-to-token: probabilities p (H T, N) from the per-image query
+    // products as in factored_from_image, then keys += p^T g and norm4.
+    add_to(q_pe, queries, query_pe, td);
+    const AttentionWeights *i2t = &b->cross_attn_image_to_token;
+    float *k = work, *e = k + (size_t)T * I, *g = e + HT;
+    linear_apply(k, q_pe, &i2t->k_proj, T, D, I);
+    linear_apply(values, queries, &i2t->v_proj, T, D, I);
+    const float inv_divisor = (float)(1.0 / sqrt((double)hd));
+    for (int i = 0; i < T * I; i++) k[i] *= inv_divisor;
+    for (int h = 0; h < H; h++)
+        for (int t = 0; t < T; t++)
+            e[h * T + t] = dot(i2t->q_proj.bias + h * hd, k + (size_t)t * I + h * hd, hd);
+    factored_scores(probs, k, T, &blk->q, NULL, i2t->q_proj.weight, e, &f, H, I, g);
+    for (int h = 0; h < H; h++) softmax_cols(probs + (size_t)h * T * N, T, N);
+    const AttentionDims dims = {D, I, H};
+    attention_output_values(g, values, T, dims, i2t);
+    gemm_tn(N, D, HT, 1.0f, probs, N, g, D, 1.0f, keys, D);
+    layernorm_rows(keys, keys, b->norm4.weight, b->norm4.bias, N, D, DECODER_LN_EPS);
     arena_reset(scratch, mark);
     return 0;
 }

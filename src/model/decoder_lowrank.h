@@ -93,4 +93,14 @@ int lowrank_forward(float *queries, float *u1, const float *query_pe, int n_toke
                     const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
                     SamError *err);
 
+// Block 0 alone from the per-image products, for prompts with too many
+// tokens for the factored form: queries (T, D) as block 0 leaves them, and
+// keys (N, D), given as keys_0, replaced by block 0's output tokens (then
+// two_way_transformer_forward continues from block 1). The products with
+// the image tokens that do not depend on the prompt are not redone.
+size_t lowrank_first_block_scratch_floats(const SamConfig *cfg, int n_tokens);
+int lowrank_first_block(float *queries, float *keys, const float *query_pe, int n_tokens,
+                        const LowRankImage *img, const MaskDecoderWeights *w,
+                        const SamConfig *cfg, Arena *scratch, SamError *err);
+
 #endif

@@ -175,6 +175,8 @@ static void decoder_sizes(DecoderSizes *s, const SamConfig *cfg, int n_sparse) {
     s->hyper = Tm * C2;
     s->mlp = 2 * (D > H ? D : H);
     s->transformer = two_way_transformer_scratch_floats(cfg, (int)T, (int)N);
+    const size_t first_block = lowrank_first_block_scratch_floats(cfg, (int)T);
+    if (first_block > s->transformer) s->transformer = first_block;
     // The factored form for as many tokens as it pays for (its scratch
     // grows with the tokens).
     for (int t = (int)T; t > 0; t--) {
@@ -336,8 +338,10 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
     memcpy(queries, tokens, sizeof(float) * (size_t)T * D);
     // Phase 1: the two-way transformer. Without a mask input, and where it
     // pays, the image tokens stay in factored form (decoder_lowrank.h) and
-    // it ends with the first upscaling convolution in u1.
-    const int factored = state && path == DECODER_PATH_FAST && lowrank_pays(T, cfg);
+    // it ends with the first upscaling convolution in u1; else they are
+    // formed, after block 0 from the per-image products when there are some.
+    const int fast_state = state && path == DECODER_PATH_FAST;
+    const int factored = fast_state && lowrank_pays(T, cfg);
     // src = image_embedding + dense, flattened to (N, D) tokens (flatten(2).permute(0, 2, 1)).
     if (state && !factored) {
         memcpy(keys, state->keys, sizeof(float) * (size_t)N * D);
@@ -352,12 +356,18 @@ int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
     int out_rows[1 + 8];
     out_rows[0] = 0;
     for (int k = 0; k < n_masks; k++) out_rows[1 + k] = 1 + first_mask + k;
-    const int failed =
-        factored ? lowrank_forward(queries, u1, tokens, T, out_rows, 1 + n_masks, &state->lowrank,
-                                   &plan->lowrank, plan->upscale1_w, plan->upscale1_b, w, cfg,
-                                   scratch, err)
-                 : two_way_transformer_forward(queries, keys, tokens, plan->key_pe, T, N, out_rows,
-                                               1 + n_masks, path, w, cfg, scratch, err);
+    int failed;
+    if (factored) {
+        failed = lowrank_forward(queries, u1, tokens, T, out_rows, 1 + n_masks, &state->lowrank,
+                                 &plan->lowrank, plan->upscale1_w, plan->upscale1_b, w, cfg,
+                                 scratch, err);
+    } else {
+        failed = fast_state && lowrank_first_block(queries, keys, tokens, T, &state->lowrank, w,
+                                                   cfg, scratch, err);
+        failed = failed || two_way_transformer_forward(queries, keys, tokens, plan->key_pe, T, N,
+                                                       out_rows, 1 + n_masks, fast_state ? 1 : 0,
+                                                       path, w, cfg, scratch, err);
+    }
     if (failed) {
         arena_reset(scratch, mark);
         return -1;

@@ -110,7 +110,8 @@ size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, in
 
 int two_way_transformer_forward(float *queries, float *keys, const float *query_pe,
                                 const float *key_pe, int n_tokens, int n_image,
-                                const int *out_rows, int n_out_rows, DecoderPath path,
+                                const int *out_rows, int n_out_rows, int first_block,
+                                DecoderPath path,
                                 const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
                                 SamError *err) {
     const int T = n_tokens, N = n_image, D = cfg->prompt_dim;
@@ -135,7 +136,7 @@ int two_way_transformer_forward(float *queries, float *keys, const float *query_
                          two_way_transformer_scratch_floats(cfg, T, N));
     }
 
-    for (int l = 0; l < cfg->decoder_depth; l++) {
+    for (int l = first_block; l < cfg->decoder_depth; l++) {
         const TwoWayBlockWeights *b = &w->layers[l];
         two_way_self_attention(queries, query_pe, T, l, w, cfg, tokens);
 

@@ -36,10 +36,13 @@ size_t two_way_transformer_scratch_floats(const SamConfig *cfg, int n_tokens, in
 // tokens (point_embedding), key_pe: (n_image, D) the dense positional
 // encoding, token-major. out_rows (n_out_rows, ascending; NULL: all): the
 // query rows the caller reads (the fast path leaves the others without the
-// final attention). Scratch is returned to the arena on exit.
+// final attention). first_block: 0, or the block to start from when the
+// caller has run the earlier ones (queries and keys are then their
+// output). Scratch is returned to the arena on exit.
 int two_way_transformer_forward(float *queries, float *keys, const float *query_pe,
                                 const float *key_pe, int n_tokens, int n_image,
-                                const int *out_rows, int n_out_rows, DecoderPath path,
+                                const int *out_rows, int n_out_rows, int first_block,
+                                DecoderPath path,
                                 const MaskDecoderWeights *w, const SamConfig *cfg, Arena *scratch,
                                 SamError *err);
 

@@ -4,7 +4,10 @@
 // weights with random LayerNorm gains and biases, for decoder depths 1 to 3
 // (depth 3 exercises the pull-back of the norm statistics through two
 // earlier blocks, which the official depth 2 does not), several head
-// counts and 1 to 12 prompt tokens, all rows read or only some.
+// counts and 1 to 12 prompt tokens, all rows read or only some. Also block 0
+// from the per-image products followed by the formed-token transformer
+// (lowrank_first_block, for prompts with many tokens) against the same
+// reference.
 // Prints "N passed, M failed".
 #include <math.h>
 #include <stdio.h>
@@ -131,7 +134,7 @@ static void run_case(int depth, int heads, int T, int n_out) {
     Arena arena;
     const size_t arena_floats_needed =
         two_way_transformer_scratch_floats(&cfg, T, N) + lowrank_forward_scratch_floats(&cfg, T) +
-        (size_t)N * E + 4096;
+        lowrank_first_block_scratch_floats(&cfg, T) + (size_t)N * E + 4096;
     arena_init(&arena, arena_floats_needed * sizeof(float) * 2);
     float *ref_queries = malloc(sizeof(float) * (size_t)T * D);
     float *ref_keys = malloc(sizeof(float) * (size_t)N * D);
@@ -139,7 +142,7 @@ static void run_case(int depth, int heads, int T, int n_out) {
     memcpy(ref_queries, tokens, sizeof(float) * (size_t)T * D);
     memcpy(ref_keys, keys, sizeof(float) * (size_t)N * D);
     SamError err;
-    if (two_way_transformer_forward(ref_queries, ref_keys, tokens, key_pe, T, N, NULL, 0,
+    if (two_way_transformer_forward(ref_queries, ref_keys, tokens, key_pe, T, N, NULL, 0, 0,
                                     DECODER_PATH_REFERENCE, &w, &cfg, &arena, &err)) {
         printf("FAIL reference: %s\n", err.message);
         failed++;
@@ -177,6 +180,23 @@ static void run_case(int depth, int heads, int T, int n_out) {
     }
     check(rel_l2(got, want, (size_t)rows * D), "queries", depth, heads, T);
     check(rel_l2(u1, ref_u1, (size_t)E * N), "first upscaling convolution", depth, heads, T);
+
+    // Block 0 from the per-image products, the rest on formed tokens.
+    float *keys_out = malloc(sizeof(float) * (size_t)N * D);
+    memcpy(queries, tokens, sizeof(float) * (size_t)T * D);
+    memcpy(keys_out, keys, sizeof(float) * (size_t)N * D);
+    if (lowrank_first_block(queries, keys_out, tokens, T, &image, &w, &cfg, &arena, &err) ||
+        two_way_transformer_forward(queries, keys_out, tokens, key_pe, T, N, NULL, 0, 1,
+                                    DECODER_PATH_FAST, &w, &cfg, &arena, &err)) {
+        printf("FAIL first block: %s\n", err.message);
+        failed++;
+    } else {
+        check(rel_l2(queries, ref_queries, (size_t)T * D), "queries (block 0 from the image)",
+              depth, heads, T);
+        check(rel_l2(keys_out, ref_keys, (size_t)N * D), "keys (block 0 from the image)", depth,
+              heads, T);
+    }
+    free(keys_out);
 
     free(ref_queries), free(ref_keys), free(ref_u1), free(queries), free(u1);
     free(model_buf), free(model_scratch), free(image_buf), free(image_scratch);
