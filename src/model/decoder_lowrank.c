@@ -290,7 +290,7 @@ static void lowrank_sizes(LowRankSizes *s, const SamConfig *cfg, int T) {
     s->tokens = two_way_tokens_scratch_floats(cfg, T);
     const size_t scores_inner = HT * D + R * HT;  // folded vectors, their U products
     const size_t to_image = 2 * T * I + HT * N + scores_inner + HT * R + R * I;
-    const size_t from_image = T * I + HT + max_size(scores_inner, HT * D);
+    const size_t from_image = HT * D + T * I + HT + max_size(scores_inner, HT * D);
     const size_t norm = 2 * R * N + R * R + 3 * N + T * I;
     s->work = max_size(max_size(to_image, from_image), max_size(norm, R * E));
 }
@@ -396,10 +396,14 @@ static void factored_to_image(float *out, const float *q_in, int T, const HeadSl
 // H (T - 1) rows of probabilities, then a row of ones whose U row is
 // sum_h g_{h,T-1}. values: (T, I) receives v_proj(queries) for the norm
 // statistics.
-static void factored_from_image(Factored *f, float *values, const float *q_pe,
-                                const float *queries, int T, const LowRankBlock *blk,
-                                const HeadSlices *pe_q, const AttentionWeights *w, int heads, int I,
-                                float *work) {
+// The image-to-token attention's probabilities p (H T, N), row h T + t, on
+// the image f (keys + key_pe: the per-image products blk->q, pe_q, the
+// correction), and its values g (H T, D); values (T, I) receives
+// v_proj(queries). work: T I + H T + max(H T D, factored_scores' work).
+static void image_to_token_attention(float *p, float *g, float *values, const float *q_pe,
+                                     const float *queries, int T, const LowRankBlock *blk,
+                                     const HeadSlices *pe_q, const AttentionWeights *w,
+                                     const Factored *f, int heads, int I, float *work) {
     const int N = f->n, D = f->d, hd = I / heads, HT = heads * T;
     float *k = work;                    // (T, I)
     float *e = k + (size_t)T * I;       // (HT)
@@ -413,9 +417,21 @@ static void factored_from_image(Factored *f, float *values, const float *q_pe,
     // softmax's t.
     for (int h = 0; h < heads; h++)
         for (int t = 0; t < T; t++) e[h * T + t] = dot(w->q_proj.bias + h * hd, k + (size_t)t * I + h * hd, hd);
+    factored_scores(p, k, T, &blk->q, pe_q, w->q_proj.weight, e, f, heads, I, rest);
+    for (int h = 0; h < heads; h++) softmax_cols(p + (size_t)h * T * N, T, N);
+    const AttentionDims dims = {D, I, heads};
+    attention_output_values(g, values, T, dims, w);
+}
+
+static void factored_from_image(Factored *f, float *values, const float *q_pe,
+                                const float *queries, int T, const LowRankBlock *blk,
+                                const HeadSlices *pe_q, const AttentionWeights *w, int heads, int I,
+                                float *work) {
+    const int N = f->n, D = f->d, HT = heads * T;
     float *s = f->yt + (size_t)f->rank * N;
-    factored_scores(s, k, T, &blk->q, pe_q, w->q_proj.weight, e, f, heads, I, rest);
-    for (int h = 0; h < heads; h++) softmax_cols(s + (size_t)h * T * N, T, N);
+    float *g = work;  // (HT, D)
+    image_to_token_attention(s, g, values, q_pe, queries, T, blk, pe_q, w, f, heads, I,
+                             g + (size_t)HT * D);
     for (int h = 0; h < heads; h++)
         for (int t = 0; t < T - 1; t++)
             if (h > 0)
@@ -423,9 +439,6 @@ static void factored_from_image(Factored *f, float *values, const float *q_pe,
                         sizeof(float) * N);
     float *ones = s + (size_t)heads * (T - 1) * N;
     for (int n = 0; n < N; n++) ones[n] = 1.0f;
-    float *g = rest;  // (HT, D)
-    const AttentionDims dims = {D, I, heads};
-    attention_output_values(g, values, T, dims, w);
     float *u = f->u + (size_t)f->rank * D, *u_ones = u + (size_t)heads * (T - 1) * D;
     memset(u_ones, 0, sizeof(float) * D);
     for (int h = 0; h < heads; h++) {
@@ -638,9 +651,9 @@ static void first_block_sizes(FirstBlockSizes *s, const SamConfig *cfg, int T) {
     s->tokens = two_way_tokens_scratch_floats(cfg, T);
     s->values = (size_t)T * I;
     s->probs = HT * N;
-    // factored_to_image with rank 0: q, o, the scores; the image-to-token
-    // side: k, e, then the values g.
-    s->work = max_size(2 * T * I + HT * N, T * I + HT + HT * D);
+    // factored_to_image with rank 0: q, o, the scores, the folded vectors;
+    // the image-to-token side: g, then k, e and the folded vectors.
+    s->work = max_size(2 * T * I + HT * N + HT * D, HT * D + T * I + HT + HT * D);
 }
 
 size_t lowrank_first_block_scratch_floats(const SamConfig *cfg, int n_tokens) {
@@ -654,7 +667,7 @@ int lowrank_first_block(float *queries, float *keys, const float *query_pe, int 
                         const LowRankImage *img, const MaskDecoderWeights *w,
                         const SamConfig *cfg, Arena *scratch, SamError *err) {
     const int T = n_tokens, N = cfg->grid * cfg->grid, D = cfg->prompt_dim;
-    const int I = cfg->attn_internal_dim, H = cfg->decoder_heads, hd = I / H, HT = H * T;
+    const int I = cfg->attn_internal_dim, H = cfg->decoder_heads, HT = H * T;
     const size_t td = (size_t)T * D;
     const TwoWayBlockWeights *b = &w->layers[0];
     const LowRankBlock *blk = &img->block[0];
@@ -681,22 +694,11 @@ int lowrank_first_block(float *queries, float *keys, const float *query_pe, int 
     add_inplace(queries, attn_out, td);
     layernorm_rows(queries, queries, b->norm2.weight, b->norm2.bias, T, D, DECODER_LN_EPS);
     two_way_mlp(queries, T, b, cfg, tokens);
-    // Image-to-token: probabilities p (H T, N) from the per-image query
-    // products as in factored_from_image, then keys += p^T g and norm4.
+    // Image-to-token: keys += p^T g, then norm4.
     add_to(q_pe, queries, query_pe, td);
-    const AttentionWeights *i2t = &b->cross_attn_image_to_token;
-    float *k = work, *e = k + (size_t)T * I, *g = e + HT;
-    linear_apply(k, q_pe, &i2t->k_proj, T, D, I);
-    linear_apply(values, queries, &i2t->v_proj, T, D, I);
-    const float inv_divisor = (float)(1.0 / sqrt((double)hd));
-    for (int i = 0; i < T * I; i++) k[i] *= inv_divisor;
-    for (int h = 0; h < H; h++)
-        for (int t = 0; t < T; t++)
-            e[h * T + t] = dot(i2t->q_proj.bias + h * hd, k + (size_t)t * I + h * hd, hd);
-    factored_scores(probs, k, T, &blk->q, NULL, i2t->q_proj.weight, e, &f, H, I, g);
-    for (int h = 0; h < H; h++) softmax_cols(probs + (size_t)h * T * N, T, N);
-    const AttentionDims dims = {D, I, H};
-    attention_output_values(g, values, T, dims, i2t);
+    float *g = work;  // (HT, D)
+    image_to_token_attention(probs, g, values, q_pe, queries, T, blk, NULL,
+                             &b->cross_attn_image_to_token, &f, H, I, g + (size_t)HT * D);
     gemm_tn(N, D, HT, 1.0f, probs, N, g, D, 1.0f, keys, D);
     layernorm_rows(keys, keys, b->norm4.weight, b->norm4.bias, N, D, DECODER_LN_EPS);
     arena_reset(scratch, mark);

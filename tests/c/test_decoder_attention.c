@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "rel_l2.h"
 #include "model/decoder_attention.h"
 
 // Both forms are float32 with the sums regrouped (sum_n p_n (W v_n) versus
@@ -30,16 +31,6 @@ static float *random_floats(size_t n, float scale) {
     float *x = malloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++) x[i] = scale * uniform();
     return x;
-}
-
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num / (den > 0 ? den : 1));
 }
 
 static void check(double err, const char *what, int T, int N) {

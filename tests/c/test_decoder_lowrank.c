@@ -16,6 +16,7 @@
 
 #include "common/arena.h"
 #include "kernels/kernels.h"
+#include "rel_l2.h"
 #include "model/decoder_lowrank.h"
 #include "model/two_way_transformer.h"
 
@@ -67,16 +68,6 @@ static AttentionWeights attention(Pool *p, int dim, int internal) {
 
 static NormWeights norm(Pool *p, int c) {
     return (NormWeights){random_floats(p, (size_t)c, 1.0f, 0.3f), random_floats(p, (size_t)c, 0.0f, 0.3f)};
-}
-
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num / (den > 0 ? den : 1));
 }
 
 static void check(double err, const char *what, int depth, int heads, int T) {
