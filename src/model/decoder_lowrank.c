@@ -17,7 +17,8 @@
 //     probabilities and V (H T, D) the values through the output projection
 //     (decoder_attention.c: g_{h,t} = W_o[:, h] v_{t,h} + b_o / H), is
 //     appended to the correction: x = r A_l + Y' W with Y' = [Y_l P],
-//     W = [U_l; V].
+//     W = [U_l; V] (as H (T - 1) + 1 rows, factored_from_image: each
+//     head's probabilities sum to 1).
 //  3. norm4: with m_A, Ac = A_l - m_A the row means and centred rows of A_l,
 //     wbar the means of the rows of W and Wc = W - wbar,
 //       mean(x) = r m_A + Y' wbar,   x - mean(x) = r Ac + Y' Wc,
@@ -25,7 +26,7 @@
 //     (Ac . Wc_j = Ac . W_j since Ac is centred), so
 //       LN(x) = rho (x - mean) (.) gamma + beta
 //             = (rho r) A_{l+1} + [rho Y' | -rho r m_A | 1] [Wc diag(gamma); gamma; beta]
-//     using Ac diag(gamma) = A_{l+1} - m_A gamma: the rank grows by H T + 2.
+//     using Ac diag(gamma) = A_{l+1} - m_A gamma: two more rows.
 //     The products Ac . W_j go through per-image products as well: a row of
 //     W that entered as a value vector g of block j <= l has since been
 //     centred and scaled by gamma_j .. gamma_{l-1} (a linear map f), and

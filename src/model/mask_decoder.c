@@ -99,7 +99,8 @@ static int pack_token_linears(MaskDecoderPlan *plan, const MaskDecoderWeights *w
 int mask_decoder_plan_init(MaskDecoderPlan *plan, const float *dense_pe,
                            const MaskDecoderWeights *w, const SamConfig *cfg) {
     memset(plan, 0, sizeof *plan);
-    if (cfg->decoder_depth > SAM_MAX_DECODER_DEPTH || cfg->num_mask_tokens > 8 ||
+    if (cfg->decoder_depth < 1 || cfg->decoder_depth > SAM_MAX_DECODER_DEPTH ||
+        cfg->num_mask_tokens > 8 ||
         cfg->iou_head_depth > 3 || pack_token_linears(plan, w, cfg)) {
         mask_decoder_plan_free(plan);
         return -1;
