@@ -61,9 +61,9 @@ void mask_decoder_prepare_image(DecoderImageState *st, float *buffer, const floa
 // masks: (n_masks, 4*grid, 4*grid) low-res logits of mask tokens
 // first_mask .. first_mask + n_masks - 1 (MaskDecoder.forward takes 1..3
 // for multimask output, 0 otherwise); iou: (num_mask_tokens), all tokens.
-// stage_ms, when not NULL, receives the wall time of the transformer and of
-// the upscaling with the heads (2 floats).
-// The weights are the plan's.
+// stage_ms, when not NULL, receives the wall time of the transformer (with
+// the first upscaling convolution when the image tokens stay factored) and
+// of the upscaling with the heads (2 floats). The weights are the plan's.
 int mask_decoder_forward(float *masks, float *iou, const float *image_embedding,
                          const float *dense, const DecoderImageState *state,
                          const MaskDecoderPlan *plan, const float *sparse, int n_sparse,
