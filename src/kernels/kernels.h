@@ -115,9 +115,6 @@ void softmax_cols_scalar(float *x, int rows, int cols);
 // Name of the active softmax/GELU/LayerNorm variant ("scalar", "avx2",
 // "avx512", "wasmsimd").
 const char *ops_variant_name(void);
-// mean (n) and rstd (n) = 1 / sqrt(var + eps) of each row of x (n, c), as
-// layernorm_rows computes them (float, two passes; row_stats.c).
-void row_mean_rstd(const float *x, int n, int c, float eps, float *mean, float *rstd);
 // x += y elementwise.
 void add_inplace(float *x, const float *y, size_t n);
 // dst = a + b elementwise.
