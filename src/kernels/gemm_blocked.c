@@ -176,10 +176,6 @@ static void block_task(void *ctx, int task, int thread) {
                     v->kernel(kb, ap, bp, ct, ldc, alpha, beta_k);
                     continue;
                 }
-                if (nt == nr && v->edge_kernel) {
-                    v->edge_kernel(mt, kb, ap, bp, ct, ldc, alpha, beta_k);
-                    continue;
-                }
                 v->kernel(kb, ap, bp, tile, nr, 1.0f, 0.0f);
                 for (int i = 0; i < mt; i++) {
                     float *ci = ct + (size_t)i * ldc;

@@ -27,17 +27,13 @@
 // the driver handles ragged edges through a temporary tile.
 typedef void (*GemmMicroKernelFn)(int kc, const float *a, const float *b, float *c, int ldc,
                                   float alpha, float beta);
-// The same for the first `rows` (1 .. mr - 1) rows of the tile only (the A
-// panel keeps its mr stride): for products with a few rows (the decoder's
-// ~7 prompt tokens against mr 6), where computing whole tiles would double
-// the work.
 // The first `rows` rows of one column of tiles (full nr width): A panels of
 // mr rows one after the other (mr * kc floats apart, the last zero-padded),
-// C tiles mr rows apart.
+// C tiles mr rows apart. The ragged last tile is computed for its rows only
+// (products with a few rows, the decoder's ~7 prompt tokens against mr 6,
+// would otherwise double their work), and one call serves the column.
 typedef void (*GemmColumnKernelFn)(int rows, int kc, const float *a, const float *b, float *c,
                                    int ldc, float alpha, float beta);
-typedef void (*GemmEdgeKernelFn)(int rows, int kc, const float *a, const float *b, float *c,
-                                 int ldc, float alpha, float beta);
 
 // Packs rows [0, rows) x steps [0, kb) of a row-major matrix (stride ld)
 // into panels of `width` rows: dst[q*width*kb + p*width + i] =
@@ -52,8 +48,8 @@ typedef struct GemmVariant {
     int mc;            // m block: the packed A block (mc x kc) stays in L2
     int nc;            // n block: the packed B block (kc x nc) stays in L3
     GemmMicroKernelFn kernel;
-    GemmColumnKernelFn column_kernel;  // optional; NULL: one kernel call per tile
-    GemmEdgeKernelFn edge_kernel;  // optional; NULL: ragged rows go through a full tile
+    // Optional; NULL: one kernel call per tile, ragged rows through a full tile.
+    GemmColumnKernelFn column_kernel;
     // Optional SIMD version of the driver's pack_rows (transposing pack of A,
     // and of B in gemm_nt); NULL uses the portable one in gemm_blocked.c.
     GemmPackRowsFn pack_rows;

@@ -76,7 +76,9 @@ static void kernel_6x8(int kc, const float *a, const float *b, float *c, int ldc
     kernel_6x8_body(kc, a, b, c, ldc, alpha, beta);
 }
 
-// kernel_6x8 for the first `rows` rows (GemmEdgeKernelFn): with rows a
+// kernel_6x8 for the first `rows` (1 .. 5) rows, for the ragged end of a
+// column of tiles (products with a few rows, such as the decoder's ~7
+// prompt tokens, would otherwise double their work): with rows a
 // constant after inlining, the accumulators stay in registers.
 static inline __attribute__((always_inline)) void kernel_rows_x8(const int rows, int kc,
                                                                  const float *a, const float *b,
@@ -181,7 +183,7 @@ static void pack_rows_wasmsimd(float *dst, const float *src, int ld, int rows, i
 // 120 x 256 x 4 B = 120 KiB (L2); kc x nc B block = 256 x 1024 x 4 B = 1 MiB.
 static const GemmVariant wasmsimd_variant = {
     .name = "wasmsimd", .mr = MR, .nr = NR, .kc = 256, .mc = 120, .nc = 1024,
-    .kernel = kernel_6x8, .column_kernel = kernel_column, .edge_kernel = kernel_edge,
+    .kernel = kernel_6x8, .column_kernel = kernel_column,
     .pack_rows = pack_rows_wasmsimd,
 };
 

@@ -390,13 +390,6 @@ static void factored_to_image(float *out, const float *q_in, int T, const HeadSl
     linear_apply(out, o, &w->out_proj, T, I, D);
 }
 
-// The image-to-token attention of block l: its probabilities p (H T, N)
-// and values g (H T, D) (decoder_attention.c, attention_from_image_add,
-// derives g) are appended to Yt and U. Each head's probabilities sum to 1
-// over t, so sum_t p_t g_t = sum_{t < T-1} p_t (g_t - g_{T-1}) + g_{T-1}:
-// H (T - 1) rows of probabilities, then a row of ones whose U row is
-// sum_h g_{h,T-1}. values: (T, I) receives v_proj(queries) for the norm
-// statistics.
 // The image-to-token attention's probabilities p (H T, N), row h T + t, on
 // the image f (keys + key_pe: the per-image products blk->q, pe_q, the
 // correction), and its values g (H T, D); values (T, I) receives
@@ -424,6 +417,13 @@ static void image_to_token_attention(float *p, float *g, float *values, const fl
     attention_output_values(g, values, T, dims, w);
 }
 
+// The image-to-token attention of block l: its probabilities p (H T, N)
+// and values g (H T, D) (decoder_attention.c, attention_from_image_add,
+// derives g) are appended to Yt and U. Each head's probabilities sum to 1
+// over t, so sum_t p_t g_t = sum_{t < T-1} p_t (g_t - g_{T-1}) + g_{T-1}:
+// H (T - 1) rows of probabilities, then a row of ones whose U row is
+// sum_h g_{h,T-1}. values: (T, I) receives v_proj(queries) for the norm
+// statistics.
 static void factored_from_image(Factored *f, float *values, const float *q_pe,
                                 const float *queries, int T, const LowRankBlock *blk,
                                 const HeadSlices *pe_q, const AttentionWeights *w, int heads, int I,
@@ -555,6 +555,29 @@ static void factored_norm(Factored *f, int T, int l, const LowRankBlock *blk, co
     f->rank = Rp + 2;
 }
 
+// The token side of block l up to its image-to-token attention, the image
+// being f: self-attention, token-to-image attention (block 0's per-image
+// products include key_pe, so it takes no pe_k), norm2, MLP; then q_pe =
+// queries + query_pe for the image-to-token attention. tokens:
+// two_way_tokens_scratch_floats; work: factored_to_image's.
+static void factored_block_tokens(float *queries, float *q_pe, float *attn_out, float *tokens,
+                                  const float *query_pe, int T, int l, const LowRankBlock *blk,
+                                  const HeadSlices *pe_k, const Factored *f,
+                                  const MaskDecoderWeights *w, const SamConfig *cfg, float *work) {
+    const int D = cfg->prompt_dim;
+    const size_t td = (size_t)T * D;
+    const TwoWayBlockWeights *b = &w->layers[l];
+    two_way_self_attention(queries, query_pe, T, l, w, cfg, tokens);
+    add_to(q_pe, queries, query_pe, td);
+    factored_to_image(attn_out, q_pe, T, &blk->k, pe_k, blk->v_t, f,
+                      &b->cross_attn_token_to_image, cfg->decoder_heads, cfg->attn_internal_dim,
+                      work);
+    add_inplace(queries, attn_out, td);
+    layernorm_rows(queries, queries, b->norm2.weight, b->norm2.bias, T, D, DECODER_LN_EPS);
+    two_way_mlp(queries, T, b, cfg, tokens);
+    add_to(q_pe, queries, query_pe, td);
+}
+
 int lowrank_forward(float *queries, float *u1, const float *query_pe, int n_tokens,
                     const int *out_rows, int n_out_rows, const LowRankImage *img,
                     const LowRankModel *model, const float *upscale_w, const float *upscale_b,
@@ -563,7 +586,6 @@ int lowrank_forward(float *queries, float *u1, const float *query_pe, int n_toke
     const int T = n_tokens, N = cfg->grid * cfg->grid, D = cfg->prompt_dim;
     const int I = cfg->attn_internal_dim, H = cfg->decoder_heads, L = cfg->decoder_depth;
     const int E = 4 * cfg->upscale_dim1;
-    const size_t td = (size_t)T * D;
     LowRankSizes sz;
     lowrank_sizes(&sz, cfg, T);
     const size_t mark = arena_mark(scratch);
@@ -585,15 +607,8 @@ int lowrank_forward(float *queries, float *u1, const float *query_pe, int n_toke
     for (int l = 0; l < L; l++) {
         const TwoWayBlockWeights *b = &w->layers[l];
         const LowRankBlock *blk = &img->block[l];
-        two_way_self_attention(queries, query_pe, T, l, w, cfg, tokens);
-        add_to(q_pe, queries, query_pe, td);
-        // Block 0's per-image products include key_pe.
-        factored_to_image(attn_out, q_pe, T, &blk->k, l ? &model->pe_k[l] : NULL, blk->v_t, &f,
-                          &b->cross_attn_token_to_image, H, I, work);
-        add_inplace(queries, attn_out, td);
-        layernorm_rows(queries, queries, b->norm2.weight, b->norm2.bias, T, D, DECODER_LN_EPS);
-        two_way_mlp(queries, T, b, cfg, tokens);
-        add_to(q_pe, queries, query_pe, td);
+        factored_block_tokens(queries, q_pe, attn_out, tokens, query_pe, T, l, blk,
+                              l ? &model->pe_k[l] : NULL, &f, w, cfg, work);
         factored_from_image(&f, values + (size_t)l * T * I, q_pe, queries, T, blk,
                             l ? &model->pe_q[l] : NULL, &b->cross_attn_image_to_token, H, I,
                             work);
@@ -652,9 +667,9 @@ static void first_block_sizes(FirstBlockSizes *s, const SamConfig *cfg, int T) {
     s->tokens = two_way_tokens_scratch_floats(cfg, T);
     s->values = (size_t)T * I;
     s->probs = HT * N;
-    // factored_to_image with rank 0: q, o, the scores, the folded vectors;
-    // the image-to-token side: g, then k, e and the folded vectors.
-    s->work = max_size(2 * T * I + HT * N + HT * D, HT * D + T * I + HT + HT * D);
+    // factored_to_image with rank 0: q, o, the scores; the image-to-token
+    // side: g, then k, e and the folded vectors.
+    s->work = max_size(2 * T * I + HT * N, HT * D + T * I + HT + HT * D);
 }
 
 size_t lowrank_first_block_scratch_floats(const SamConfig *cfg, int n_tokens) {
@@ -669,7 +684,6 @@ int lowrank_first_block(float *queries, float *keys, const float *query_pe, int 
                         const SamConfig *cfg, Arena *scratch, SamError *err) {
     const int T = n_tokens, N = cfg->grid * cfg->grid, D = cfg->prompt_dim;
     const int I = cfg->attn_internal_dim, H = cfg->decoder_heads, HT = H * T;
-    const size_t td = (size_t)T * D;
     const TwoWayBlockWeights *b = &w->layers[0];
     const LowRankBlock *blk = &img->block[0];
     FirstBlockSizes sz;
@@ -688,15 +702,9 @@ int lowrank_first_block(float *queries, float *keys, const float *query_pe, int 
     }
     // keys_0 itself: r = 1 and no correction.
     const Factored f = {NULL, NULL, NULL, 0, N, D};
-    two_way_self_attention(queries, query_pe, T, 0, w, cfg, tokens);
-    add_to(q_pe, queries, query_pe, td);
-    factored_to_image(attn_out, q_pe, T, &blk->k, NULL, blk->v_t, &f,
-                      &b->cross_attn_token_to_image, H, I, work);
-    add_inplace(queries, attn_out, td);
-    layernorm_rows(queries, queries, b->norm2.weight, b->norm2.bias, T, D, DECODER_LN_EPS);
-    two_way_mlp(queries, T, b, cfg, tokens);
+    factored_block_tokens(queries, q_pe, attn_out, tokens, query_pe, T, 0, blk, NULL, &f, w, cfg,
+                          work);
     // Image-to-token: keys += p^T g, then norm4.
-    add_to(q_pe, queries, query_pe, td);
     float *g = work;  // (HT, D)
     image_to_token_attention(probs, g, values, q_pe, queries, T, blk, NULL,
                              &b->cross_attn_image_to_token, &f, H, I, g + (size_t)HT * D);
