@@ -56,7 +56,7 @@ static const GemmVariant *active_variant(void) {
 void gemm_nt_with(const GemmVariant *v, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc) {
     if (v->kernel)
-        gemm_blocked_nt(v, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        gemm_blocked_nt(v, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, 0);
     else
         gemm_nt_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
@@ -80,6 +80,17 @@ void gemm_tn_with(const GemmVariant *v, int m, int n, int k, float alpha, const 
 void gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
              float beta, float *c, int ldc) {
     gemm_nt_with(active_variant(), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_nt_epilogue(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                      int ldb, float beta, float *c, int ldc, const float *bias, int gelu) {
+    const GemmVariant *v = active_variant();
+    if (v->kernel) {
+        gemm_blocked_nt(v, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, gelu);
+    } else {
+        gemm_nt_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (m > 0) gemm_epilogue(c, ldc, m, n, bias, gelu);
+    }
 }
 
 void gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,

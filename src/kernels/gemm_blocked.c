@@ -136,6 +136,8 @@ typedef struct BlockJob {
     float *work;         // per thread: A block, then edge tile
     size_t work_floats;  // per thread, a multiple of GEMM_ALIGN bytes
     size_t a_floats;     // A block part of it, likewise
+    const float *bias;   // epilogue (gemm_epilogue) after the last k block
+    int gelu;
 } BlockJob;
 
 static void block_task(void *ctx, int task, int thread) {
@@ -155,6 +157,7 @@ static void block_task(void *ctx, int task, int thread) {
     for (int pc = 0; pc < k; pc += s->kc) {
         const int kb = imin(s->kc, k - pc);
         const float beta_k = pc == 0 ? s->beta : 1.0f;
+        const int epilogue = pc + kb == k && (s->bias || s->gelu);
         if (s->trans_a)
             pack_cols(a_pack, s->a + (size_t)pc * s->lda + ic, s->lda, mb, kb, mr);
         else
@@ -164,8 +167,9 @@ static void block_task(void *ctx, int task, int thread) {
             const int nt = imin(nr, nb - jr);
             const float *bp = b_pack + (size_t)jr * kb;
             if (nt == nr && v->column_kernel) {
-                v->column_kernel(mb, kb, a_pack, bp, s->c + (size_t)ic * ldc + jc + jr, ldc, alpha,
-                                 beta_k);
+                float *ct = s->c + (size_t)ic * ldc + jc + jr;
+                v->column_kernel(mb, kb, a_pack, bp, ct, ldc, alpha, beta_k);
+                if (epilogue) gemm_epilogue(ct, ldc, mb, nr, s->bias ? s->bias + jc + jr : NULL, s->gelu);
                 continue;
             }
             for (int ir = 0; ir < mb; ir += mr) {
@@ -174,15 +178,16 @@ static void block_task(void *ctx, int task, int thread) {
                 float *ct = s->c + (size_t)(ic + ir) * ldc + jc + jr;
                 if (mt == mr && nt == nr) {
                     v->kernel(kb, ap, bp, ct, ldc, alpha, beta_k);
-                    continue;
+                } else {
+                    v->kernel(kb, ap, bp, tile, nr, 1.0f, 0.0f);
+                    for (int i = 0; i < mt; i++) {
+                        float *ci = ct + (size_t)i * ldc;
+                        const float *ti = tile + (size_t)i * nr;
+                        for (int j = 0; j < nt; j++)
+                            ci[j] = alpha * ti[j] + (beta_k == 0.0f ? 0.0f : beta_k * ci[j]);
+                    }
                 }
-                v->kernel(kb, ap, bp, tile, nr, 1.0f, 0.0f);
-                for (int i = 0; i < mt; i++) {
-                    float *ci = ct + (size_t)i * ldc;
-                    const float *ti = tile + (size_t)i * nr;
-                    for (int j = 0; j < nt; j++)
-                        ci[j] = alpha * ti[j] + (beta_k == 0.0f ? 0.0f : beta_k * ci[j]);
-                }
+                if (epilogue) gemm_epilogue(ct, ldc, mt, nt, s->bias ? s->bias + jc + jr : NULL, s->gelu);
             }
         }
     }
@@ -198,12 +203,16 @@ static void block_task(void *ctx, int task, int thread) {
 // then unused.
 // The blocks of C are spread over the threads of the pool bound to the
 // caller (thread_pool_current), if any.
+// bias, gelu: the epilogue (gemm_nt_epilogue), on each tile after its last k
+// block; 0 and NULL for none.
 static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, int n, int k,
                          float alpha, const float *a, int lda, const float *b, int ldb,
-                         const float *b_packed, float beta, float *c, int ldc) {
+                         const float *b_packed, float beta, float *c, int ldc, const float *bias,
+                         int gelu) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         scale_c(m, n, beta, c, ldc);
+        gemm_epilogue(c, ldc, m, n, bias, gelu);
         return;
     }
     const int mr = v->mr, nr = v->nr;
@@ -233,6 +242,7 @@ static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, 
             gemm_nt_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else
             gemm_nn_scalar(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        gemm_epilogue(c, ldc, m, n, bias, gelu);
         return;
     }
     float *b_pack = (float *)(((uintptr_t)raw + GEMM_ALIGN - 1) & ~(uintptr_t)(GEMM_ALIGN - 1));
@@ -252,7 +262,8 @@ static void gemm_blocked(const GemmVariant *v, int trans_a, int trans_b, int m, 
                   .m = m, .n = n, .k = k, .mc = mc, .nc = nc, .kc = kc,
                   .ic_blocks = ic_blocks, .jr_step = jr_step,
                   .jr_chunks = (imin(nc, n) + jr_step - 1) / jr_step,
-                  .work = b_pack + b_floats, .work_floats = work_floats, .a_floats = a_floats};
+                  .work = b_pack + b_floats, .work_floats = work_floats, .a_floats = a_floats,
+                  .bias = bias, .gelu = gelu};
     thread_pool_run(pool, ic_blocks * jc_blocks * s.jr_chunks, block_task, &s);
     free(raw);
     return;
@@ -279,6 +290,7 @@ packed_oom:
                 blk += (size_t)round_up(nb, nr) * kb;
             }
         }
+        gemm_epilogue(c, ldc, m, n, bias, gelu);
     }
 }
 
@@ -337,20 +349,21 @@ void gemm_blocked_pack_b_sum(const GemmVariant *v, float *dst, const float *x, c
 
 void gemm_blocked_packed(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                          int lda, const float *b_packed, float beta, float *c, int ldc) {
-    gemm_blocked(v, 0, 0, m, n, k, alpha, a, lda, NULL, 0, b_packed, beta, c, ldc);
+    gemm_blocked(v, 0, 0, m, n, k, alpha, a, lda, NULL, 0, b_packed, beta, c, ldc, NULL, 0);
 }
 
 void gemm_blocked_nt(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
-                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    gemm_blocked(v, 0, 1, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc,
+                     const float *bias, int gelu) {
+    gemm_blocked(v, 0, 1, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc, bias, gelu);
 }
 
 void gemm_blocked_nn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    gemm_blocked(v, 0, 0, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
+    gemm_blocked(v, 0, 0, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc, NULL, 0);
 }
 
 void gemm_blocked_tn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    gemm_blocked(v, 1, 0, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
+    gemm_blocked(v, 1, 0, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc, NULL, 0);
 }

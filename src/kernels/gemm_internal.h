@@ -55,11 +55,13 @@ typedef struct GemmVariant {
     GemmPackRowsFn pack_rows;
 } GemmVariant;
 
-// Blocked GEMM with the variant's micro-kernel; same contract as gemm_nt and
-// gemm_nn in kernels.h. Falls back to the scalar reference if the packing
-// buffers cannot be allocated.
+// Blocked GEMM with the variant's micro-kernel; same contract as gemm_nt
+// (with gemm_nt_epilogue's bias and gelu: NULL, 0 for none) and gemm_nn in
+// kernels.h. Falls back to the scalar reference if the packing buffers
+// cannot be allocated.
 void gemm_blocked_nt(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
-                     int lda, const float *b, int ldb, float beta, float *c, int ldc);
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc,
+                     const float *bias, int gelu);
 void gemm_blocked_nn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void gemm_blocked_tn(const GemmVariant *v, int m, int n, int k, float alpha, const float *a,

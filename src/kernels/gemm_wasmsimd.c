@@ -1,10 +1,18 @@
-// WebAssembly SIMD128 GEMM micro-kernel (XNNPACK's f32_gemm_6x8__wasmsimd
-// scheme): f32 6x8 tile held in 12 v128 accumulators, two B vectors and one
-// A splat per k step = 15 live vectors, within the 16 xmm registers V8 maps
-// them to on x86-64. simd128 has no FMA: each step is f32x4 mul then add
-// (two roundings, like the scalar reference's `acc += a * b`). The k loop is
-// unrolled by 2: in V8 that took the kernel from ~30 to ~48 GFLOP/s (one
-// core of an AMD EPYC, test_gemm --bench); unrolling by 4 gained nothing more.
+// WebAssembly SIMD128 GEMM micro-kernel: f32 4x8 tile held in 8 v128
+// accumulators, two B vectors and one A splat per k step. simd128 has no FMA:
+// each step is f32x4 mul then add (two roundings, like the scalar
+// reference's `acc += a * b`), so each product needs a temporary register.
+//
+// Why 4x8 and one k step per loop iteration: V8 gives wasm code 15 xmm
+// registers on x86-64 (xmm15 is its scratch). A 6x8 tile needs 12
+// accumulators + 2 B + 1 A + 1 product = 16, so V8 spilled accumulators to
+// the stack and every k step waited on a store-to-load round trip; and when
+// the k loop is unrolled, clang interleaves the steps (both steps' B vectors
+// and splats live at once), which spills the 4x8 tile too. One AMD EPYC
+// core, test_gemm --bench (encoder shapes, GFLOP/s): 6x8 unrolled by 2 (the
+// previous kernel) 51-55, 6x8 not unrolled 48-50, 5x8 44-47, 4x8 unrolled by
+// 2 or 4 38-44, 4x8 not unrolled 57-61 (the FP pipes' peak at V8's mul + add
+// is ~68).
 //
 // Compiled only for the WASM build (-msimd128 -DSAM_GEMM_WASMSIMD); the
 // blocked driver (gemm_blocked.c) packs A and B and handles ragged edges.
@@ -15,7 +23,7 @@
 #include <string.h>
 #include <wasm_simd128.h>
 
-#define MR 6
+#define MR 4
 #define NR 8
 
 #define ACC_DECL(i) v128_t c##i##a = wasm_f32x4_splat(0.0f), c##i##b = wasm_f32x4_splat(0.0f)
@@ -39,44 +47,28 @@
         wasm_v128_store(ci + 4, rb);                                                   \
     } while (0)
 
-static inline __attribute__((always_inline)) void kernel_6x8_body(int kc, const float *a,
+static inline __attribute__((always_inline)) void kernel_4x8_body(int kc, const float *a,
                                                                   const float *b, float *c,
                                                                   int ldc, float alpha,
                                                                   float beta) {
-    ACC_DECL(0); ACC_DECL(1); ACC_DECL(2); ACC_DECL(3); ACC_DECL(4); ACC_DECL(5);
-    int p = 0;
-    for (; p + 2 <= kc; p += 2) {
-        {
-            const v128_t b0 = wasm_v128_load(b);
-            const v128_t b1 = wasm_v128_load(b + 4);
-            ACC_STEP(0); ACC_STEP(1); ACC_STEP(2); ACC_STEP(3); ACC_STEP(4); ACC_STEP(5);
-        }
-        {
-            const v128_t b0 = wasm_v128_load(b + NR);
-            const v128_t b1 = wasm_v128_load(b + NR + 4);
-            a += MR;  // the second k step's A values
-            ACC_STEP(0); ACC_STEP(1); ACC_STEP(2); ACC_STEP(3); ACC_STEP(4); ACC_STEP(5);
-        }
-        a += MR;
-        b += 2 * NR;
-    }
-    for (; p < kc; p++) {
+    ACC_DECL(0); ACC_DECL(1); ACC_DECL(2); ACC_DECL(3);
+    for (int p = 0; p < kc; p++) {
         const v128_t b0 = wasm_v128_load(b);
         const v128_t b1 = wasm_v128_load(b + 4);
-        ACC_STEP(0); ACC_STEP(1); ACC_STEP(2); ACC_STEP(3); ACC_STEP(4); ACC_STEP(5);
+        ACC_STEP(0); ACC_STEP(1); ACC_STEP(2); ACC_STEP(3);
         a += MR;
         b += NR;
     }
     const v128_t va = wasm_f32x4_splat(alpha), vb = wasm_f32x4_splat(beta);
-    ACC_STORE(0); ACC_STORE(1); ACC_STORE(2); ACC_STORE(3); ACC_STORE(4); ACC_STORE(5);
+    ACC_STORE(0); ACC_STORE(1); ACC_STORE(2); ACC_STORE(3);
 }
 
-static void kernel_6x8(int kc, const float *a, const float *b, float *c, int ldc, float alpha,
+static void kernel_4x8(int kc, const float *a, const float *b, float *c, int ldc, float alpha,
                        float beta) {
-    kernel_6x8_body(kc, a, b, c, ldc, alpha, beta);
+    kernel_4x8_body(kc, a, b, c, ldc, alpha, beta);
 }
 
-// kernel_6x8 for the first `rows` (1 .. 5) rows, for the ragged end of a
+// kernel_4x8 for the first `rows` (1 .. 3) rows, for the ragged end of a
 // column of tiles (products with a few rows, such as the decoder's ~7
 // prompt tokens, would otherwise double their work): with rows a
 // constant after inlining, the accumulators stay in registers.
@@ -114,9 +106,7 @@ static void kernel_edge(int rows, int kc, const float *a, const float *b, float 
     switch (rows) {
     case 1: kernel_rows_x8(1, kc, a, b, c, ldc, alpha, beta); break;
     case 2: kernel_rows_x8(2, kc, a, b, c, ldc, alpha, beta); break;
-    case 3: kernel_rows_x8(3, kc, a, b, c, ldc, alpha, beta); break;
-    case 4: kernel_rows_x8(4, kc, a, b, c, ldc, alpha, beta); break;
-    default: kernel_rows_x8(5, kc, a, b, c, ldc, alpha, beta); break;
+    default: kernel_rows_x8(3, kc, a, b, c, ldc, alpha, beta); break;
     }
 }
 
@@ -127,7 +117,7 @@ static void kernel_column(int rows, int kc, const float *a, const float *b, floa
                           float alpha, float beta) {
     int i = 0;
     for (; i + MR <= rows; i += MR)
-        kernel_6x8_body(kc, a + (size_t)i * kc, b, c + (size_t)i * ldc, ldc, alpha, beta);
+        kernel_4x8_body(kc, a + (size_t)i * kc, b, c + (size_t)i * ldc, ldc, alpha, beta);
     if (i < rows) kernel_edge(rows - i, kc, a + (size_t)i * kc, b, c + (size_t)i * ldc, ldc, alpha, beta);
 }
 
@@ -141,7 +131,7 @@ static void pack_rows_wasmsimd(float *dst, const float *src, int ld, int rows, i
     for (int i0 = 0; i0 < rows; i0 += width) {
         const int live = rows - i0 < width ? rows - i0 : width;
         for (int g = 0; g < width; g += 4) {
-            const int group = width - g < 4 ? width - g : 4;  // rows stored (4, or 2 for mr 6)
+            const int group = width - g < 4 ? width - g : 4;  // rows stored (4 unless width is not a multiple of 4)
             const int loaded = live - g < 0 ? 0 : live - g < group ? live - g : group;
             const float *s0 = loaded > 0 ? src + (size_t)(i0 + g) * ld : NULL;
             int p = 0;
@@ -183,7 +173,7 @@ static void pack_rows_wasmsimd(float *dst, const float *src, int ld, int rows, i
 // 120 x 256 x 4 B = 120 KiB (L2); kc x nc B block = 256 x 1024 x 4 B = 1 MiB.
 static const GemmVariant wasmsimd_variant = {
     .name = "wasmsimd", .mr = MR, .nr = NR, .kc = 256, .mc = 120, .nc = 1024,
-    .kernel = kernel_6x8, .column_kernel = kernel_column,
+    .kernel = kernel_4x8, .column_kernel = kernel_column,
     .pack_rows = pack_rows_wasmsimd,
 };
 

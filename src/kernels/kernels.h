@@ -12,10 +12,25 @@
 // bias may be NULL. y must not alias x.
 void linear_forward(float *y, const float *x, const float *w, const float *bias, int m, int k,
                     int n);
+// y = GELU(x @ w^T + bias + (accumulate ? y : 0)), gelu 0: without the GELU.
+// The bias, the residual (accumulate) and the GELU are applied by the GEMM
+// to each tile of y as it is finished (gemm_nt_epilogue), while it is in
+// cache, instead of in passes over y before and after.
+void linear_fused(float *y, const float *x, const float *w, const float *bias, int m, int k,
+                  int n, int accumulate, int gelu);
 
 // C (m, n) = alpha * A (m, k) @ B^T + beta * C, B is (n, k). Strides in floats.
 void gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
              float beta, float *c, int ldc);
+// gemm_nt, then on each finished tile of C (rows x cols of it, row stride
+// ldc): C += bias (one value per column, bias + the tile's first column;
+// NULL: none), then C = GELU(C) if gelu. gemm_epilogue is that step alone
+// (the active ops variant's GELU, as gelu_inplace); gemm_epilogue_scalar is
+// its reference (libm erff).
+void gemm_nt_epilogue(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                      int ldb, float beta, float *c, int ldc, const float *bias, int gelu);
+void gemm_epilogue(float *c, int ldc, int rows, int cols, const float *bias, int gelu);
+void gemm_epilogue_scalar(float *c, int ldc, int rows, int cols, const float *bias, int gelu);
 // C (m, n) = alpha * A (m, k) @ B (k, n) + beta * C.
 void gemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
              float beta, float *c, int ldc);
@@ -119,6 +134,15 @@ const char *ops_variant_name(void);
 void add_inplace(float *x, const float *y, size_t n);
 // dst = a + b elementwise.
 void add_to(float *dst, const float *a, const float *b, size_t n);
+// Dense 3x3 convolution, stride 1, zero padding 1, by Winograd F(4x4, 3x3)
+// (conv3x3_winograd.c: 4x fewer multiply-adds than direct, ~1e-6 relative
+// difference): in (h * w, cin) and out (h * w, cout) token-major, weight
+// (cout, cin, 3, 3) as nn.Conv2d stores it, bias (cout) or NULL; scratch
+// holds conv3x3_winograd_scratch_floats(h, w, cin, cout) floats. out must
+// not alias in.
+size_t conv3x3_winograd_scratch_floats(int h, int w, int cin, int cout);
+void conv3x3_winograd(float *out, const float *in, int h, int w, int cin, int cout,
+                      const float *weight, const float *bias, float *scratch);
 // Transpose src (rows, cols) into dst (cols, rows).
 void transpose(float *dst, const float *src, int rows, int cols);
 

@@ -11,13 +11,12 @@
 
 void linear_forward(float *y, const float *x, const float *w, const float *bias, int m, int k,
                     int n) {
-    // y (m, n) = x (m, k) @ w^T; bias broadcast over rows.
-    if (bias) {
-        for (int i = 0; i < m; i++) memcpy(y + (size_t)i * n, bias, sizeof(float) * (size_t)n);
-        gemm_nt(m, n, k, 1.0f, x, k, w, k, 1.0f, y, n);
-    } else {
-        gemm_nt(m, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
-    }
+    gemm_nt_epilogue(m, n, k, 1.0f, x, k, w, k, 0.0f, y, n, bias, 0);
+}
+
+void linear_fused(float *y, const float *x, const float *w, const float *bias, int m, int k,
+                  int n, int accumulate, int gelu) {
+    gemm_nt_epilogue(m, n, k, 1.0f, x, k, w, k, accumulate ? 1.0f : 0.0f, y, n, bias, gelu);
 }
 
 void linear_forward_packed(float *y, const float *x, const GemmPackedB *w, const float *bias,
@@ -132,6 +131,20 @@ void gelu_contract_with(void (*gelu)(float *x, size_t n), float *out, int ldo, c
             }
         }
     }
+}
+
+void gemm_epilogue_with(void (*gelu)(float *x, size_t n), float *c, int ldc, int rows, int cols,
+                        const float *bias, int gelu_on) {
+    for (int i = 0; i < rows; i++) {
+        float *ci = c + (size_t)i * ldc;
+        if (bias)
+            for (int j = 0; j < cols; j++) ci[j] += bias[j];
+        if (gelu_on) gelu(ci, (size_t)cols);
+    }
+}
+
+void gemm_epilogue_scalar(float *c, int ldc, int rows, int cols, const float *bias, int gelu_on) {
+    gemm_epilogue_with(gelu_inplace_scalar, c, ldc, rows, cols, bias, gelu_on);
 }
 
 void gelu_inplace_scalar(float *x, size_t n) {

@@ -247,11 +247,16 @@ __attribute__((target("avx2,fma"))) static void layernorm_channels_avx2(
     layernorm_channels_f32_pixels(y, x, gamma, beta, c, hw, p, hw, eps);
 }
 
+static void epilogue_avx2(float *c, int ldc, int rows, int cols, const float *bias, int gelu) {
+    gemm_epilogue_with(gelu_avx2, c, ldc, rows, cols, bias, gelu);
+}
+
 static const OpsVariant avx2_variant = {
     .name = "avx2",
     .softmax_rows = softmax_rows_avx2,
     .softmax_cols = softmax_cols_avx2,
     .gelu = gelu_avx2,
+    .epilogue = epilogue_avx2,
     .layernorm_rows = layernorm_rows_avx2,
     .layernorm_channels = layernorm_channels_avx2,
 };

@@ -241,11 +241,16 @@ __attribute__((target("avx512f"))) static void layernorm_channels_avx512(
     }
 }
 
+static void epilogue_avx512(float *c, int ldc, int rows, int cols, const float *bias, int gelu) {
+    gemm_epilogue_with(gelu_avx512, c, ldc, rows, cols, bias, gelu);
+}
+
 static const OpsVariant avx512_variant = {
     .name = "avx512",
     .softmax_rows = softmax_rows_avx512,
     .softmax_cols = softmax_cols_avx512,
     .gelu = gelu_avx512,
+    .epilogue = epilogue_avx512,
     .layernorm_rows = layernorm_rows_avx512,
     .layernorm_channels = layernorm_channels_avx512,
 };

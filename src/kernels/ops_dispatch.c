@@ -17,6 +17,7 @@ static const OpsVariant ops_scalar_variant = {
     .softmax_rows = softmax_rows_scalar,
     .softmax_cols = softmax_cols_scalar,
     .gelu = gelu_inplace_scalar,
+    .epilogue = gemm_epilogue_scalar,
     .layernorm_rows = layernorm_rows_scalar,
     .layernorm_channels = layernorm_channels_scalar,
 };
@@ -85,6 +86,10 @@ void gelu_inplace(float *x, size_t n) {
     }
     GeluJob j = {.v = v, .x = x, .n = n};
     thread_pool_run(pool, (int)tasks, gelu_task, &j);
+}
+
+void gemm_epilogue(float *c, int ldc, int rows, int cols, const float *bias, int gelu) {
+    if (bias || gelu) active_variant()->epilogue(c, ldc, rows, cols, bias, gelu);
 }
 
 void gelu_contract(float *out, int ldo, const float *x, int ldx, const float *bias,

@@ -16,6 +16,8 @@ typedef struct OpsVariant {
     void (*softmax_rows)(float *x, int rows, int cols);
     void (*softmax_cols)(float *x, int rows, int cols);
     void (*gelu)(float *x, size_t n);
+    // Same contract as gemm_epilogue (kernels.h): one finished tile of a GEMM.
+    void (*epilogue)(float *c, int ldc, int rows, int cols, const float *bias, int gelu);
     // Same contracts as layernorm_rows / layernorm_channels (kernels.h).
     void (*layernorm_rows)(float *y, const float *x, const float *gamma, const float *beta, int n,
                            int c, float eps);
@@ -38,6 +40,11 @@ const OpsVariant *ops_variant_wasmsimd(void);
 // gelu, then accumulated (ops.c).
 void gelu_contract_with(void (*gelu)(float *x, size_t n), float *out, int ldo, const float *x,
                         int ldx, const float *bias, const float *weights, int m, int c, int n);
+
+// gemm_epilogue through a given GELU, one row of the tile at a time (ops.c);
+// the native variants' rows are a whole register tile wide (16 or 32).
+void gemm_epilogue_with(void (*gelu)(float *x, size_t n), float *c, int ldc, int rows, int cols,
+                        const float *bias, int gelu_on);
 
 // All variants usable on this CPU, best first, scalar last. Returns how many
 // were written to out (at most max).

@@ -159,6 +159,26 @@ static void gelu_wasmsimd(float *x, size_t n) {
     }
 }
 
+// gemm_epilogue on a tile of the WASM GEMM (8 columns wide but at the
+// ragged edge): in one loop, as a call per 8-float row would cost V8 about
+// as much as the GELU.
+static void epilogue_wasmsimd(float *c, int ldc, int rows, int cols, const float *bias, int gelu) {
+    const int full = cols & ~3;
+    for (int i = 0; i < rows; i++) {
+        float *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < full; j += 4) {
+            v128_t v = wasm_v128_load(ci + j);
+            if (bias) v = wasm_f32x4_add(v, wasm_v128_load(bias + j));
+            wasm_v128_store(ci + j, gelu ? gelu_wasmsimd_vec(v) : v);
+        }
+        if (full < cols) {
+            if (bias)
+                for (int j = full; j < cols; j++) ci[j] += bias[j];
+            if (gelu) gelu_wasmsimd(ci + full, (size_t)(cols - full));
+        }
+    }
+}
+
 // LayerNorm over rows, the corrected two-pass float sums of ops_internal.h.
 // Four accumulators per sum (16 lanes): each lane adds c / 16 terms.
 static void layernorm_rows_wasmsimd(float *y, const float *x, const float *gamma,
@@ -289,6 +309,7 @@ static const OpsVariant wasmsimd_variant = {
     .softmax_rows = softmax_rows_wasmsimd,
     .softmax_cols = softmax_cols_wasmsimd,
     .gelu = gelu_wasmsimd,
+    .epilogue = epilogue_wasmsimd,
     .layernorm_rows = layernorm_rows_wasmsimd,
     .layernorm_channels = layernorm_channels_wasmsimd,
 };

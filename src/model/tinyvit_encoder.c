@@ -33,8 +33,9 @@
 #define TINYVIT_LN_EPS 1e-5f  // nn.LayerNorm default in Attention.norm and Mlp.norm
 #define TINYVIT_BN_EPS 1e-5   // nn.BatchNorm2d default
 #define NECK_LN_EPS 1e-6f     // LayerNorm2d(256) in TinyViT.neck, as SAM's
-// Dense 3x3 convs (stem, neck) build im2col rows for this many output tokens
-// at a time, so the column buffer stays small (1024 x 2304 floats for the neck).
+// The stem's dense 3x3 convs build im2col rows for this many output tokens
+// at a time, so the column buffer stays small (1024 x 288 floats). The
+// neck's stride-1 3x3 conv runs by Winograd F(4x4, 3x3) (conv3x3_winograd).
 #define CONV_CHUNK 1024
 // MBConv runs over bands of this many image rows, so its 4x-wide hidden
 // activations stay small (band + 2 halo rows) instead of 2 x (R*R, hidden).
@@ -83,7 +84,7 @@ typedef struct TinyVitPlan {
     size_t a;        // (T, max) first work buffer: stem conv1 output, MBConv hidden, norms, ...
     size_t b;        // (T, max) second work buffer: depthwise outputs, qkv, MLP hidden, ...
     size_t band;     // ((MBCONV_BAND + 2) * R0, hidden) MBConv hidden rows of one band
-    size_t cols;     // (CONV_CHUNK, 9 * Cin) im2col rows of the dense 3x3 convs
+    size_t cols;     // (CONV_CHUNK, 9 * Cin) im2col rows of the stem's 3x3 convs; the neck's Winograd scratch
     size_t dw;       // (9, C) depthwise weights, tap-major
     size_t pad_qkv;  // (3C) q, k, v of a zero-padded token
     // Per thread:
@@ -130,7 +131,8 @@ static void tinyvit_plan(const SamConfig *c, TinyVitPlan *p) {
     p->band = (band_rows + 2) * R0 * hid;
     p->b = band_rows * R0 * hid;
     p->a = max_size(p->a, band_rows * R0 * C0);
-    p->cols = (size_t)CONV_CHUNK * max_size(27, max_size(9 * (C0 / 2), 9 * D));
+    p->cols = (size_t)CONV_CHUNK * max_size(27, 9 * (C0 / 2));
+    p->cols = max_size(p->cols, conv3x3_winograd_scratch_floats(c->grid, c->grid, (int)D, (int)D));
     p->dw = 9 * hid;
     for (int s = 0; s < TINYVIT_STAGES; s++) {
         const size_t T = (size_t)c->tv_res[s] * c->tv_res[s], C = (size_t)c->tv_dims[s];
@@ -184,14 +186,14 @@ typedef struct TinyVitBuffers {
 // ---------------------------------------------------------------------------
 // Layers
 
-// Dense Conv2d 3x3, padding 1, stride `stride` (Conv2d_BN in PatchEmbed; the
-// neck's second conv, bias NULL). The input element (c, y, x) is at
+// Dense Conv2d 3x3, padding 1, stride `stride` (Conv2d_BN in PatchEmbed),
+// then GELU if gelu. The input element (c, y, x) is at
 // in[c * sc + y * sy + x * sx], so the same code reads the channel-major
 // image (stem) and token-major activations. out is (Ho * Wo, cout).
 // im2col rows are ordered (ci, ky, kx) as the weight (cout, cin, 3, 3).
 static void conv3x3_forward(float *out, const float *in, int cin, int h, int w, size_t sc,
                             size_t sy, size_t sx, int stride, const float *weight,
-                            const float *bias, int cout, float *cols) {
+                            const float *bias, int cout, int gelu, float *cols) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1, K = cin * 9;
     const int T = ho * wo;
     for (int t0 = 0; t0 < T; t0 += CONV_CHUNK) {
@@ -213,7 +215,7 @@ static void conv3x3_forward(float *out, const float *in, int cin, int h, int w, 
                 }
             }
         }
-        linear_forward(out + (size_t)t0 * cout, cols, weight, bias, rows, K, cout);
+        linear_fused(out + (size_t)t0 * cout, cols, weight, bias, rows, K, cout, 0, gelu);
     }
 }
 
@@ -258,33 +260,37 @@ static void depthwise3x3_rows(float *restrict out, const float *restrict in, int
 
 // depthwise3x3_rows with one task per output row, on the pool bound to the
 // caller (thread_pool_current).
+// gelu: GELU on each output row as soon as it is computed (in cache).
 typedef struct DepthwiseJob {
     float *out;
     const float *in, *bias, *wt;
-    int in_row0, h, w, c, stride, oy0;
+    int in_row0, h, w, c, stride, oy0, gelu;
 } DepthwiseJob;
 
 static void depthwise_row_task(void *ctx, int task, int thread) {
     const DepthwiseJob *j = ctx;
     const int wo = (j->w - 1) / j->stride + 1, oy = j->oy0 + task;
-    depthwise3x3_rows(j->out + (size_t)task * wo * j->c, j->in, j->in_row0, j->h, j->w, j->c,
-                      j->stride, oy, oy + 1, j->bias, j->wt);
+    float *out = j->out + (size_t)task * wo * j->c;
+    depthwise3x3_rows(out, j->in, j->in_row0, j->h, j->w, j->c, j->stride, oy, oy + 1, j->bias,
+                      j->wt);
+    // The serial GELU (gelu_inplace would fan out to the pool from a task).
+    if (j->gelu) gemm_epilogue(out, 0, 1, wo * j->c, NULL, 1);
 }
 
 static void depthwise3x3_rows_parallel(float *out, const float *in, int in_row0, int h, int w,
                                        int c, int stride, int oy0, int oy1, const float *bias,
-                                       const float *wt) {
+                                       const float *wt, int gelu) {
     DepthwiseJob j = {.out = out, .in = in, .bias = bias, .wt = wt, .in_row0 = in_row0, .h = h,
-                      .w = w, .c = c, .stride = stride, .oy0 = oy0};
+                      .w = w, .c = c, .stride = stride, .oy0 = oy0, .gelu = gelu};
     thread_pool_run(thread_pool_current(), oy1 - oy0, depthwise_row_task, &j);
 }
 
 // The whole image: out is (ho * wo, c), in is (h * w, c).
 static void depthwise3x3_forward(float *out, const float *in, int h, int w, int c, int stride,
-                                 const ConvBnWeights *cw, float *wt) {
+                                 const ConvBnWeights *cw, int gelu, float *wt) {
     depthwise_weights(wt, cw, c);
     depthwise3x3_rows_parallel(out, in, 0, h, w, c, stride, 0, (h - 1) / stride + 1, cw->bias,
-                               wt);
+                               wt, gelu);
 }
 
 // PatchEmbed.forward: Conv2d_BN(3, C0/2, 3, s2) -> GELU -> Conv2d_BN(C0/2, C0, 3, s2).
@@ -294,10 +300,9 @@ static void patch_embed_forward(float *x, const float *image, const TinyVitEncod
     const int S = c->img_size, C0 = c->tv_dims[0], S2 = (S - 1) / 2 + 1;
     float *h = buf->a;  // (S2 * S2, C0 / 2)
     conv3x3_forward(h, image, 3, S, S, (size_t)S * S, (size_t)S, 1, 2, w->stem1.weight,
-                    w->stem1.bias, C0 / 2, buf->cols);
-    gelu_inplace(h, (size_t)S2 * S2 * (C0 / 2));
+                    w->stem1.bias, C0 / 2, 1, buf->cols);
     conv3x3_forward(x, h, C0 / 2, S2, S2, 1, (size_t)S2 * (C0 / 2), (size_t)(C0 / 2), 2,
-                    w->stem2.weight, w->stem2.bias, C0, buf->cols);
+                    w->stem2.weight, w->stem2.bias, C0, 0, buf->cols);
 }
 
 // MBConv.forward: conv1 (1x1) -> GELU -> conv2 (depthwise 3x3) -> GELU ->
@@ -323,19 +328,15 @@ static void mbconv_forward(float *x, const TinyVitConv3Weights *m, int R, int C,
         }
         have0 = h0;
         float *fresh = band + (size_t)(have1 - h0) * row;
-        linear_forward(fresh, x + (size_t)have1 * R * C, m->conv1.weight, m->conv1.bias,
-                       (h1 - have1) * R, C, hidden);
-        gelu_inplace(fresh, (size_t)(h1 - have1) * row);
+        linear_fused(fresh, x + (size_t)have1 * R * C, m->conv1.weight, m->conv1.bias,
+                     (h1 - have1) * R, C, hidden, 0, 1);
         have1 = h1;
         float *d = buf->b;  // ((y1 - y0) * R, hidden)
-        depthwise3x3_rows_parallel(d, band, h0, R, R, hidden, 1, y0, y1, m->conv2.bias, buf->dw);
-        gelu_inplace(d, (size_t)(y1 - y0) * row);
-        float *y = buf->a;  // ((y1 - y0) * R, C) conv3 output; a is free during stage 0
-        const size_t n = (size_t)(y1 - y0) * R * C;
-        linear_forward(y, d, m->conv3.weight, m->conv3.bias, (y1 - y0) * R, hidden, C);
-        float *xb = x + (size_t)y0 * R * C;
-        add_inplace(xb, y, n);
-        gelu_inplace(xb, n);
+        depthwise3x3_rows_parallel(d, band, h0, R, R, hidden, 1, y0, y1, m->conv2.bias, buf->dw,
+                                   1);
+        // x rows [y0, y1) = GELU(x + conv3(d)): the shortcut is the GEMM's C.
+        linear_fused(x + (size_t)y0 * R * C, d, m->conv3.weight, m->conv3.bias, (y1 - y0) * R,
+                     hidden, C, 1, 1);
     }
 }
 
@@ -345,10 +346,8 @@ static void mbconv_forward(float *x, const TinyVitConv3Weights *m, int R, int C,
 static void patch_merging_forward(float *x, const TinyVitConv3Weights *m, int R, int C, int Cn,
                                   int stride, const TinyVitBuffers *buf) {
     const int T = R * R, Rn = (R - 1) / stride + 1, Tn = Rn * Rn;
-    linear_forward(buf->a, x, m->conv1.weight, m->conv1.bias, T, C, Cn);
-    gelu_inplace(buf->a, (size_t)T * Cn);
-    depthwise3x3_forward(buf->b, buf->a, R, R, Cn, stride, &m->conv2, buf->dw);
-    gelu_inplace(buf->b, (size_t)Tn * Cn);
+    linear_fused(buf->a, x, m->conv1.weight, m->conv1.bias, T, C, Cn, 0, 1);
+    depthwise3x3_forward(buf->b, buf->a, R, R, Cn, stride, &m->conv2, 1, buf->dw);
     linear_forward(x, buf->b, m->conv3.weight, m->conv3.bias, Tn, Cn, Cn);
 }
 
@@ -427,17 +426,14 @@ static void tinyvit_block_forward(float *x, const TinyVitBlockWeights *bw, int R
     layernorm_rows(buf->a, x, bw->attn_norm.weight, bw->attn_norm.bias, T, C, TINYVIT_LN_EPS);
     linear_forward(buf->b, buf->a, bw->qkv.weight, bw->qkv.bias, T, C, 3 * C);
     window_attention(buf->a, buf->b, buf->pad_qkv, R, C, heads, ws, buf);
-    linear_forward(buf->b, buf->a, bw->proj.weight, bw->proj.bias, T, C, C);
-    add_inplace(x, buf->b, (size_t)T * C);  // x = res_x + attn
+    linear_fused(x, buf->a, bw->proj.weight, bw->proj.bias, T, C, C, 1, 0);  // x = res_x + attn
 
-    depthwise3x3_forward(buf->a, x, R, R, C, 1, &bw->local_conv, buf->dw);
+    depthwise3x3_forward(buf->a, x, R, R, C, 1, &bw->local_conv, 0, buf->dw);
     memcpy(x, buf->a, sizeof(float) * (size_t)T * C);
 
     layernorm_rows(buf->a, x, bw->mlp_norm.weight, bw->mlp_norm.bias, T, C, TINYVIT_LN_EPS);
-    linear_forward(buf->b, buf->a, bw->fc1.weight, bw->fc1.bias, T, C, mlp);
-    gelu_inplace(buf->b, (size_t)T * mlp);
-    linear_forward(buf->a, buf->b, bw->fc2.weight, bw->fc2.bias, T, mlp, C);
-    add_inplace(x, buf->a, (size_t)T * C);
+    linear_fused(buf->b, buf->a, bw->fc1.weight, bw->fc1.bias, T, C, mlp, 0, 1);
+    linear_fused(x, buf->b, bw->fc2.weight, bw->fc2.bias, T, mlp, C, 1, 0);
 }
 
 // TinyViT.neck on x (G * G, C) viewed as (1, C, G, G): Conv2d(C, D, 1, bias=False)
@@ -449,8 +445,7 @@ static void neck_forward(float *embedding, const float *x, const TinyVitEncoderW
     const int T = G * G;
     linear_forward(buf->a, x, w->neck_conv1, NULL, T, C, D);
     layernorm_rows(buf->a, buf->a, w->neck_norm1.weight, w->neck_norm1.bias, T, D, NECK_LN_EPS);
-    conv3x3_forward(buf->b, buf->a, D, G, G, 1, (size_t)G * D, (size_t)D, 1, w->neck_conv2, NULL,
-                    D, buf->cols);
+    conv3x3_winograd(buf->b, buf->a, G, G, D, D, w->neck_conv2, NULL, buf->cols);
     layernorm_rows(buf->b, buf->b, w->neck_norm2.weight, w->neck_norm2.bias, T, D, NECK_LN_EPS);
     transpose(embedding, buf->b, T, D);
 }

@@ -306,16 +306,14 @@ static void block_forward(const VitBlockWeights *b, const SamConfig *cfg, int is
     else
         windowed_attention(attn_out, qkv, b, G, C, cfg->num_heads, cfg->head_dim,
                            cfg->window_size, buf->attn);
-    linear_forward(buf->y, attn_out, b->proj.weight, b->proj.bias, T, C, C);
-    add_inplace(buf->x, buf->y, (size_t)T * C);  // x = shortcut + x
+    // x = shortcut + proj(x), the residual added by the GEMM (linear_fused).
+    linear_fused(buf->x, attn_out, b->proj.weight, b->proj.bias, T, C, C, 1, 0);
 
-    // MLPBlock: lin1 -> exact-erf GELU -> lin2.
+    // MLPBlock: lin1 -> exact-erf GELU -> lin2, plus the shortcut.
     float *hidden = buf->big;
     layernorm_rows(buf->xn, buf->x, b->norm2.weight, b->norm2.bias, T, C, VIT_LN_EPS);
-    linear_forward(hidden, buf->xn, b->lin1.weight, b->lin1.bias, T, C, mlp);
-    gelu_inplace(hidden, (size_t)T * mlp);
-    linear_forward(buf->y, hidden, b->lin2.weight, b->lin2.bias, T, mlp, C);
-    add_inplace(buf->x, buf->y, (size_t)T * C);
+    linear_fused(hidden, buf->xn, b->lin1.weight, b->lin1.bias, T, C, mlp, 0, 1);
+    linear_fused(buf->x, hidden, b->lin2.weight, b->lin2.bias, T, mlp, C, 1, 0);
 }
 
 // Neck on x.permute(0, 3, 1, 2): Conv2d(C, D, 1, bias=False) -> LayerNorm2d ->
