@@ -49,32 +49,44 @@ typedef struct WeightJob {
 } WeightJob;
 
 static void transform_kernel_3(const float g[3], float out[6]) {
+    const float sixth = 1.0f / 6.0f, twelfth = 1.0f / 12.0f, twentyfourth = 1.0f / 24.0f;
     out[0] = g[0] * 0.25f;
-    out[1] = -(g[0] + g[1] + g[2]) / 6.0f;
-    out[2] = -(g[0] - g[1] + g[2]) / 6.0f;
-    out[3] = g[0] / 24.0f + g[1] / 12.0f + g[2] / 6.0f;
-    out[4] = g[0] / 24.0f - g[1] / 12.0f + g[2] / 6.0f;
+    out[1] = -(g[0] + g[1] + g[2]) * sixth;
+    out[2] = -(g[0] - g[1] + g[2]) * sixth;
+    out[3] = g[0] * twentyfourth + g[1] * twelfth + g[2] * sixth;
+    out[4] = g[0] * twentyfourth - g[1] * twelfth + g[2] * sixth;
     out[5] = g[2];
 }
 
+// One output channel: the 36 transformed values of each input channel's
+// kernel, gathered for CHANNEL_BLOCK input channels at a time and then
+// copied to U's 36 rows (the rows are cout * cin floats apart: storing
+// straight into them, 36 streams mapping to the same L1 set, missed on
+// every store).
 static void weight_task(void *ctx, int co, int thread) {
     const WeightJob *j = ctx;
     const size_t plane = (size_t)j->cout * j->cin;
-    for (int ci = 0; ci < j->cin; ci++) {
-        const float *g = j->weight + ((size_t)co * j->cin + ci) * 9;
-        float gt[6][3];  // G g, one column of g at a time
-        for (int c = 0; c < 3; c++) {
-            const float col[3] = {g[c], g[3 + c], g[6 + c]};
-            float t[6];
-            transform_kernel_3(col, t);
-            for (int i = 0; i < 6; i++) gt[i][c] = t[i];
+    float block[36][CHANNEL_BLOCK];
+    for (int c0 = 0; c0 < j->cin; c0 += CHANNEL_BLOCK) {
+        const int n = imin(CHANNEL_BLOCK, j->cin - c0);
+        for (int ci = 0; ci < n; ci++) {
+            const float *g = j->weight + ((size_t)co * j->cin + c0 + ci) * 9;
+            float gt[6][3];  // G g, one column of g at a time
+            for (int c = 0; c < 3; c++) {
+                const float col[3] = {g[c], g[3 + c], g[6 + c]};
+                float t[6];
+                transform_kernel_3(col, t);
+                for (int i = 0; i < 6; i++) gt[i][c] = t[i];
+            }
+            for (int i = 0; i < 6; i++) {
+                float row[6];
+                transform_kernel_3(gt[i], row);  // (G g) G^T, row i
+                for (int k = 0; k < 6; k++) block[i * 6 + k][ci] = row[k];
+            }
         }
-        for (int i = 0; i < 6; i++) {
-            float row[6];
-            transform_kernel_3(gt[i], row);  // (G g) G^T, row i
-            for (int k = 0; k < 6; k++)
-                j->u[(size_t)(i * 6 + k) * plane + (size_t)co * j->cin + ci] = row[k];
-        }
+        for (int xi = 0; xi < 36; xi++)
+            memcpy(j->u + (size_t)xi * plane + (size_t)co * j->cin + c0, block[xi],
+                   sizeof(float) * (size_t)n);
     }
 }
 

@@ -1,12 +1,16 @@
 // WebAssembly SIMD128 softmax, GELU and LayerNorms (4 lanes), ported from
-// ops_avx2.c: the same exp (Cody-Waite reduction, Taylor degree 7) and erfc
-// (ops_internal.h) approximations. simd128 has no FMA, so every a * b + c
-// is f32x4 mul then add (two roundings; the results stay within the
-// tolerances of tests/c/test_simd_ops.c, which runs this file under node).
-// Ragged ends: softmax finishes a row with libm expf as ops_avx2.c does,
-// GELU runs the vector code on a zero-padded copy of the last < 4 elements,
-// a LayerNorm row sums its last < 4 elements in scalar float, and
-// LayerNorm2d leaves its last < 4 pixels to layernorm_channels_f32_pixels.
+// ops_avx2.c: the same exp (Cody-Waite reduction, Taylor degree 7); GELU's
+// erf is a rational function instead of the erfc form (see
+// gelu_wasmsimd_vec). simd128 has no FMA, so every a * b + c is f32x4 mul
+// then add (two roundings; the results stay within the tolerances of
+// tests/c/test_simd_ops.c, which runs this file under node).
+// Ragged ends: softmax runs the vector exp on a copy of a row's last < 4
+// elements padded with -inf (e^-inf = 0 adds nothing to the sum; libm expf
+// per element cost V8 more than the vector exp of the 49-wide rows of
+// TinyViT's 7x7 windows), GELU runs the vector code on a zero-padded copy of
+// the last < 4 elements, a LayerNorm row sums its last < 4 elements in
+// scalar float, and LayerNorm2d leaves its last < 4 pixels to
+// layernorm_channels_f32_pixels.
 //
 // Minimum and maximum use the pseudo-min/max (pmin(a, b) = b < a ? b : a,
 // pmax(a, b) = a < b ? b : a): V8 lowers each to one MINPS / MAXPS on
@@ -23,35 +27,40 @@
 
 #include "kernels.h"
 
-// e^x for x <= 0 (softmax, GELU), exp_avx2's scheme: x = n ln2 + r, Taylor
-// degree 7 for e^r, 2^n built in the exponent field. n is rounded with
-// XNNPACK's magic bias rather than f32x4.nearest and a conversion: in
-// x log2e + 0x1.8000FEp23 the low mantissa bits hold round(x log2e) + 127
-// (rounded to nearest even by the add itself), so shifting the bits left by
-// 23 gives the float 2^n, and subtracting the bias back gives n. That needs
-// n in [-126, 127]: x is clamped to [-87.3, 88] and the results for
-// x < -87.3 (true value below 1.2e-38, including -inf) are set to 0. NaN
-// propagates (pmax/pmin keep a NaN x, and NaN < -87.3 is false).
+// e^x for x <= 0 (the softmaxes subtract their maximum first), exp_avx2's
+// scheme: x = n ln2 + r, Taylor degree 7 for e^r, 2^n built in the exponent
+// field. n is rounded with XNNPACK's magic bias rather than f32x4.nearest
+// and a conversion: in x log2e + 0x1.8000FEp23 the low mantissa bits hold
+// round(x log2e) + 127 (rounded to nearest even by the add itself), so
+// shifting the bits left by 23 gives the float 2^n, and subtracting the bias
+// back gives n. That needs n >= -126: x is clamped at -87.3 and the results
+// for x < -87.3 (true value below 1.2e-38, including -inf) are set to 0.
+// NaN propagates (pmax keeps a NaN x, and NaN < -87.3 is false). The
+// polynomial is evaluated in Estrin's form (four independent pairs, then
+// r^2 and r^4): the chain of dependent multiply-adds, not the pipes, bounded
+// V8's throughput with Horner's (softmax of 196-wide rows 1.32 -> 1.13 ns
+// a value).
 static inline v128_t exp_wasmsimd(v128_t x) {
     const v128_t lo = wasm_f32x4_splat(-87.3f);
     const v128_t magic = wasm_f32x4_splat(0x1.8000FEp23f);
     const v128_t underflow = wasm_f32x4_lt(x, lo);
     x = wasm_f32x4_pmax(x, lo);
-    x = wasm_f32x4_pmin(x, wasm_f32x4_splat(88.0f));
     v128_t n = wasm_f32x4_add(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)), magic);
     const v128_t scale = wasm_i32x4_shl(n, 23);
     n = wasm_f32x4_sub(n, magic);
     // ln2 split in two (the high part has 9 significant bits, so n * hi is exact).
     v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
     r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
-    v128_t p = wasm_f32x4_splat(1.0f / 5040.0f);
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 720.0f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 120.0f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 24.0f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f / 6.0f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(0.5f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.0f));
+    const v128_t r2 = wasm_f32x4_mul(r, r), r4 = wasm_f32x4_mul(r2, r2);
+    const v128_t p01 = wasm_f32x4_add(r, wasm_f32x4_splat(1.0f));
+    const v128_t p23 = wasm_f32x4_add(wasm_f32x4_mul(r, wasm_f32x4_splat(1.0f / 6.0f)),
+                                      wasm_f32x4_splat(0.5f));
+    const v128_t p45 = wasm_f32x4_add(wasm_f32x4_mul(r, wasm_f32x4_splat(1.0f / 120.0f)),
+                                      wasm_f32x4_splat(1.0f / 24.0f));
+    const v128_t p67 = wasm_f32x4_add(wasm_f32x4_mul(r, wasm_f32x4_splat(1.0f / 5040.0f)),
+                                      wasm_f32x4_splat(1.0f / 720.0f));
+    const v128_t p = wasm_f32x4_add(wasm_f32x4_add(p01, wasm_f32x4_mul(r2, p23)),
+                                    wasm_f32x4_mul(r4, wasm_f32x4_add(p45, wasm_f32x4_mul(r2, p67))));
     return wasm_v128_andnot(wasm_f32x4_mul(p, scale), underflow);
 }
 
@@ -82,9 +91,15 @@ static void softmax_rows_wasmsimd(float *x, int rows, int cols) {
             wasm_v128_store(r + j, e);
             vsum = wasm_f32x4_add(vsum, e);
         }
-        float sum = hsum_wasmsimd(vsum);
-        for (int j = full; j < cols; j++) sum += r[j] = expf(r[j] - mx);
-        const float inv = 1.0f / sum;
+        if (full < cols) {  // the ragged end as one vector, padded with e^-inf = 0
+            float tail[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+            memcpy(tail, r + full, sizeof(float) * (size_t)(cols - full));
+            const v128_t e = exp_wasmsimd(wasm_f32x4_sub(wasm_v128_load(tail), vmx));
+            wasm_v128_store(tail, e);
+            vsum = wasm_f32x4_add(vsum, e);
+            memcpy(r + full, tail, sizeof(float) * (size_t)(cols - full));
+        }
+        const float inv = 1.0f / hsum_wasmsimd(vsum);
         const v128_t vinv = wasm_f32x4_splat(inv);
         for (int j = 0; j < full; j += 4)
             wasm_v128_store(r + j, wasm_f32x4_mul(wasm_v128_load(r + j), vinv));
@@ -116,36 +131,38 @@ static void softmax_cols_wasmsimd(float *x, int rows, int cols) {
 }
 
 // GELU = x (1 + erf(x / sqrt 2)) / 2, the formula torch evaluates, with erf
-// as a rational function: z clamped to [-4, 4] (beyond, erf is +-1 in
-// float), erf(z) = z P(z^2) / Q(z^2), P of degree 6 and Q of degree 4 (the
-// coefficients XLA and Eigen use for float erf). One division and 12
-// multiply-adds: half the work of the erfc form of the native variants (an
-// exp, a division and a degree-7 polynomial), which costs most in V8 without
-// FMA; the decoder runs GELU on ~3M values per prompt. Accuracy: within the
-// test's 1e-6 max(1, |x|) (tests/c/test_simd_ops.c); on the negative side
-// 1 + erf cancels as in torch's own float evaluation. NaN stays NaN (pmin and
-// pmax keep a NaN first operand); GELU(+inf) = +inf, GELU(-inf) = -inf * 0 =
-// NaN as in the reference.
+// as a rational function: erf(z) = z P(z^2) / Q(z^2) for z clamped to
+// [-4, 4] (beyond, erf is +-1 in float), P of degree 6 and Q of degree 4
+// (the coefficients XLA and Eigen use for float erf). Here rewritten in
+// u = x clamped to [-4 sqrt 2, 4 sqrt 2], with the 1 / sqrt 2, the 1 / 2 and
+// Q's leading coefficient folded into the coefficients:
+//   GELU(x) = x (1/2 + u P'(u^2) / Q'(u^2)),  Q' monic,
+// so 13 multiplies, 11 adds and one division per vector (V8 issues the
+// multiplies on two pipes: 16 -> 13 took GELU from ~15 to ~12 cycles a
+// vector). Accuracy: 2.4e-7 max(1, |x|) against double erf on [-12, 12],
+// within the test's 1e-6 (tests/c/test_simd_ops.c); on the negative side
+// x/2 + x erf/2 cancels as torch's own float evaluation does. NaN stays NaN
+// (pmin and pmax keep a NaN first operand); GELU(+inf) = +inf.
 static inline v128_t gelu_wasmsimd_vec(v128_t x) {
-    v128_t z = wasm_f32x4_mul(x, wasm_f32x4_splat(0.70710678118654752f));
-    z = wasm_f32x4_pmax(wasm_f32x4_pmin(z, wasm_f32x4_splat(4.0f)), wasm_f32x4_splat(-4.0f));
-    const v128_t z2 = wasm_f32x4_mul(z, z);
-    v128_t p = wasm_f32x4_splat(-2.72614225801306e-10f);
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, z2), wasm_f32x4_splat(2.77068142495902e-08f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, z2), wasm_f32x4_splat(-2.10102402082508e-06f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, z2), wasm_f32x4_splat(-5.69250639462346e-05f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, z2), wasm_f32x4_splat(-7.34990630326855e-04f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, z2), wasm_f32x4_splat(-2.95459980854025e-03f));
-    p = wasm_f32x4_add(wasm_f32x4_mul(p, z2), wasm_f32x4_splat(-1.60960333262415e-02f));
-    p = wasm_f32x4_mul(p, z);
-    v128_t q = wasm_f32x4_splat(-1.45660718464996e-05f);
-    q = wasm_f32x4_add(wasm_f32x4_mul(q, z2), wasm_f32x4_splat(-2.13374055278905e-04f));
-    q = wasm_f32x4_add(wasm_f32x4_mul(q, z2), wasm_f32x4_splat(-1.68282697438203e-03f));
-    q = wasm_f32x4_add(wasm_f32x4_mul(q, z2), wasm_f32x4_splat(-7.37332916720468e-03f));
-    q = wasm_f32x4_add(wasm_f32x4_mul(q, z2), wasm_f32x4_splat(-1.42647390514189e-02f));
-    const v128_t erf = wasm_f32x4_div(p, q);
-    const v128_t half = wasm_f32x4_splat(0.5f);
-    return wasm_f32x4_mul(x, wasm_f32x4_add(half, wasm_f32x4_mul(half, erf)));
+    const v128_t bound = wasm_f32x4_splat(5.656854249492380f);  // 4 sqrt 2
+    const v128_t u = wasm_f32x4_pmax(wasm_f32x4_pmin(x, bound), wasm_f32x4_neg(bound));
+    const v128_t u2 = wasm_f32x4_mul(u, u);
+    v128_t p = wasm_f32x4_splat(1.654249767399956e-06f);
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, u2), wasm_f32x4_splat(-3.362553138454656e-04f));
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, u2), wasm_f32x4_splat(5.099687644745001e-02f));
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, u2), wasm_f32x4_splat(2.763414814923722e+00f));
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, u2), wasm_f32x4_splat(7.135991972160816e+01f));
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, u2), wasm_f32x4_splat(5.737216134392058e+02f));
+    p = wasm_f32x4_add(wasm_f32x4_mul(p, u2), wasm_f32x4_splat(6.251027420505364e+03f));
+    v128_t q = wasm_f32x4_add(u2, wasm_f32x4_splat(2.929740530288285e+01f));
+    q = wasm_f32x4_add(wasm_f32x4_mul(q, u2), wasm_f32x4_splat(4.621223874538099e+02f));
+    q = wasm_f32x4_add(wasm_f32x4_mul(q, u2), wasm_f32x4_splat(4.049590991946990e+03f));
+    q = wasm_f32x4_add(wasm_f32x4_mul(q, u2), wasm_f32x4_splat(1.566900309348331e+04f));
+    const v128_t half_erf = wasm_f32x4_div(wasm_f32x4_mul(u, p), q);
+    // x/2 + x erf/2 rather than x (1/2 + erf/2): at the clamp 1/2 + erf/2
+    // rounds to 0 or +-3e-8, which would turn GELU(-inf) into +-inf; this
+    // way it is -inf + inf = NaN, as the reference.
+    return wasm_f32x4_add(wasm_f32x4_mul(x, wasm_f32x4_splat(0.5f)), wasm_f32x4_mul(x, half_erf));
 }
 
 static void gelu_wasmsimd(float *x, size_t n) {

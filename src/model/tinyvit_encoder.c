@@ -235,24 +235,42 @@ static void depthwise_weights(float *restrict wt, const ConvBnWeights *cw, int c
 static void depthwise3x3_rows(float *restrict out, const float *restrict in, int in_row0, int h,
                               int w, int c, int stride, int oy0, int oy1, const float *restrict bias,
                               const float *restrict wt) {
-    const int wo = (w - 1) / stride + 1;
+    // Channels in blocks of DW_BLOCK: one block's sums stay in registers
+    // over all the taps (per tap and channel a load of o, w and x and a store
+    // of o made the conv load/store-bound).
+    enum { DW_BLOCK = 16 };
+    const int wo = (w - 1) / stride + 1, blocks_end = c - c % DW_BLOCK;
     const float *restrict wc = wt + 4 * (size_t)c;  // tap (1, 1)
     for (int oy = oy0; oy < oy1; oy++) {
         for (int ox = 0; ox < wo; ox++) {
             float *restrict o = out + ((size_t)(oy - oy0) * wo + ox) * c;
             const float *restrict centre =
                 in + ((size_t)(oy * stride - in_row0) * w + (size_t)ox * stride) * c;
-            for (int ch = 0; ch < c; ch++) o[ch] = bias[ch] + wc[ch] * centre[ch];
+            // The other taps inside the image, in (ky, kx) order.
+            const float *src[8], *wk[8];
+            int taps = 0;
             for (int ky = 0; ky < 3; ky++) {
                 const int iy = oy * stride + ky - 1;
                 if (iy < 0 || iy >= h) continue;
                 for (int kx = 0; kx < 3; kx++) {
                     const int ix = ox * stride + kx - 1;
                     if (ix < 0 || ix >= w || (ky == 1 && kx == 1)) continue;
-                    const float *restrict src = in + ((size_t)(iy - in_row0) * w + ix) * c;
-                    const float *restrict wk = wt + (size_t)(ky * 3 + kx) * c;
-                    for (int ch = 0; ch < c; ch++) o[ch] += wk[ch] * src[ch];
+                    src[taps] = in + ((size_t)(iy - in_row0) * w + ix) * c;
+                    wk[taps++] = wt + (size_t)(ky * 3 + kx) * c;
                 }
+            }
+            for (int ch0 = 0; ch0 < blocks_end; ch0 += DW_BLOCK) {
+                float acc[DW_BLOCK];
+                for (int i = 0; i < DW_BLOCK; i++)
+                    acc[i] = bias[ch0 + i] + wc[ch0 + i] * centre[ch0 + i];
+                for (int t = 0; t < taps; t++)
+                    for (int i = 0; i < DW_BLOCK; i++) acc[i] += wk[t][ch0 + i] * src[t][ch0 + i];
+                for (int i = 0; i < DW_BLOCK; i++) o[ch0 + i] = acc[i];
+            }
+            for (int ch = blocks_end; ch < c; ch++) {
+                float acc = bias[ch] + wc[ch] * centre[ch];
+                for (int t = 0; t < taps; t++) acc += wk[t][ch] * src[t][ch];
+                o[ch] = acc;
             }
         }
     }
