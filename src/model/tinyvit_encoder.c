@@ -84,7 +84,7 @@ typedef struct TinyVitPlan {
     size_t a;        // (T, max) first work buffer: stem conv1 output, MBConv hidden, norms, ...
     size_t b;        // (T, max) second work buffer: depthwise outputs, qkv, MLP hidden, ...
     size_t band;     // ((MBCONV_BAND + 2) * R0, hidden) MBConv hidden rows of one band
-    size_t cols;     // (CONV_CHUNK, 9 * Cin) im2col rows of the stem's 3x3 convs; the neck's Winograd scratch
+    size_t cols;     // the stem's im2col rows (CONV_CHUNK, 9 * Cin) and reordered weight; the neck's Winograd scratch
     size_t dw;       // (9, C) depthwise weights, tap-major
     size_t pad_qkv;  // (3C) q, k, v of a zero-padded token
     // Per thread:
@@ -131,7 +131,8 @@ static void tinyvit_plan(const SamConfig *c, TinyVitPlan *p) {
     p->band = (band_rows + 2) * R0 * hid;
     p->b = band_rows * R0 * hid;
     p->a = max_size(p->a, band_rows * R0 * C0);
-    p->cols = (size_t)CONV_CHUNK * max_size(27, 9 * (C0 / 2));
+    // The stem: im2col rows, then conv2's reordered weight (C0, 9 * C0 / 2).
+    p->cols = (size_t)CONV_CHUNK * max_size(27, 9 * (C0 / 2)) + C0 * 9 * (C0 / 2);
     p->cols = max_size(p->cols, conv3x3_winograd_scratch_floats(c->grid, c->grid, (int)D, (int)D));
     p->dw = 9 * hid;
     for (int s = 0; s < TINYVIT_STAGES; s++) {
@@ -190,12 +191,22 @@ typedef struct TinyVitBuffers {
 // then GELU if gelu. The input element (c, y, x) is at
 // in[c * sc + y * sy + x * sx], so the same code reads the channel-major
 // image (stem) and token-major activations. out is (Ho * Wo, cout).
-// im2col rows are ordered (ci, ky, kx) as the weight (cout, cin, 3, 3).
+// im2col rows are ordered (ci, ky, kx) as the weight (cout, cin, 3, 3); for
+// token-major input (sc == 1) they are ordered (ky, kx, ci) instead, so each
+// tap is one contiguous copy of the pixel's channels, and the weight is
+// reordered to match into wperm (cout * 9 * cin floats).
 static void conv3x3_forward(float *out, const float *in, int cin, int h, int w, size_t sc,
                             size_t sy, size_t sx, int stride, const float *weight,
-                            const float *bias, int cout, int gelu, float *cols) {
+                            const float *bias, int cout, int gelu, float *cols, float *wperm) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1, K = cin * 9;
-    const int T = ho * wo;
+    const int T = ho * wo, tap_major = sc == 1;
+    if (tap_major) {
+        for (int co = 0; co < cout; co++)
+            for (int ci = 0; ci < cin; ci++)
+                for (int k = 0; k < 9; k++)
+                    wperm[(size_t)co * K + (size_t)k * cin + ci] = weight[((size_t)co * cin + ci) * 9 + k];
+        weight = wperm;
+    }
     for (int t0 = 0; t0 < T; t0 += CONV_CHUNK) {
         const int rows = T - t0 < CONV_CHUNK ? T - t0 : CONV_CHUNK;
         for (int r = 0; r < rows; r++) {
@@ -205,13 +216,18 @@ static void conv3x3_forward(float *out, const float *in, int cin, int h, int w, 
                 const int iy = oy * stride + ky - 1;
                 for (int kx = 0; kx < 3; kx++) {
                     const int ix = ox * stride + kx - 1;
-                    float *dst = row + ky * 3 + kx;
-                    if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
-                        for (int ci = 0; ci < cin; ci++) dst[ci * 9] = 0.0f;
-                    } else {
-                        const float *src = in + (size_t)iy * sy + (size_t)ix * sx;
-                        for (int ci = 0; ci < cin; ci++) dst[ci * 9] = src[(size_t)ci * sc];
+                    const int inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+                    const float *src = inside ? in + (size_t)iy * sy + (size_t)ix * sx : NULL;
+                    if (tap_major) {
+                        float *dst = row + (ky * 3 + kx) * cin;
+                        if (inside)
+                            memcpy(dst, src, sizeof(float) * (size_t)cin);
+                        else
+                            memset(dst, 0, sizeof(float) * (size_t)cin);
+                        continue;
                     }
+                    float *dst = row + ky * 3 + kx;
+                    for (int ci = 0; ci < cin; ci++) dst[ci * 9] = inside ? src[(size_t)ci * sc] : 0.0f;
                 }
             }
         }
@@ -317,10 +333,11 @@ static void patch_embed_forward(float *x, const float *image, const TinyVitEncod
                                 const SamConfig *c, const TinyVitBuffers *buf) {
     const int S = c->img_size, C0 = c->tv_dims[0], S2 = (S - 1) / 2 + 1;
     float *h = buf->a;  // (S2 * S2, C0 / 2)
+    float *wperm = buf->cols + (size_t)CONV_CHUNK * 9 * (C0 / 2);  // after the im2col rows
     conv3x3_forward(h, image, 3, S, S, (size_t)S * S, (size_t)S, 1, 2, w->stem1.weight,
-                    w->stem1.bias, C0 / 2, 1, buf->cols);
+                    w->stem1.bias, C0 / 2, 1, buf->cols, NULL);
     conv3x3_forward(x, h, C0 / 2, S2, S2, 1, (size_t)S2 * (C0 / 2), (size_t)(C0 / 2), 2,
-                    w->stem2.weight, w->stem2.bias, C0, 0, buf->cols);
+                    w->stem2.weight, w->stem2.bias, C0, 0, buf->cols, wperm);
 }
 
 // MBConv.forward: conv1 (1x1) -> GELU -> conv2 (depthwise 3x3) -> GELU ->
@@ -399,12 +416,16 @@ static void window_attention_task(void *ctx, int task, int thread) {
         const float *src = gy < R && gx < R ? j->qkv + ((size_t)gy * R + gx) * ld : j->pad_qkv;
         memcpy(win_qkv + (size_t)i * ld, src, sizeof(float) * (size_t)ld);
     }
+    // Queries of the padded rows at the bottom of the last windows are
+    // cropped away: only the first `queries` rows are computed (the padded
+    // tokens still take part as keys and values).
+    const int real_rows = R - wy * ws < ws ? R - wy * ws : ws, queries = real_rows * ws;
     for (int h = 0; h < j->heads; h++) {
         const float *q = win_qkv + (size_t)h * 3 * kd;
-        gemm_nt(N, N, kd, scale, q, ld, q + kd, ld, 0.0f, scores, N);
-        add_inplace(scores, buf->bias + (size_t)h * N * N, (size_t)N * N);
-        softmax_rows(scores, N, N);
-        gemm_nn(N, kd, N, 1.0f, scores, N, q + 2 * kd, ld, 0.0f, win_out + (size_t)h * kd, C);
+        gemm_nt(queries, N, kd, scale, q, ld, q + kd, ld, 0.0f, scores, N);
+        add_inplace(scores, buf->bias + (size_t)h * N * N, (size_t)queries * N);
+        softmax_rows(scores, queries, N);
+        gemm_nn(queries, kd, N, 1.0f, scores, N, q + 2 * kd, ld, 0.0f, win_out + (size_t)h * kd, C);
     }
     for (int i = 0; i < N; i++) {
         const int gy = wy * ws + i / ws, gx = wx * ws + i % ws;
