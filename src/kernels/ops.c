@@ -203,7 +203,17 @@ SAM_MULTIVERSION void add_inplace(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+// In TRANSPOSE_BLOCK x TRANSPOSE_BLOCK blocks, so that both the rows read
+// and the rows written stay in L1 (element by element, each write of a
+// 4096 x 256 transpose touched a new line: ~8 ns a float in V8).
+#define TRANSPOSE_BLOCK 32
 void transpose(float *dst, const float *src, int rows, int cols) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+    for (int i0 = 0; i0 < rows; i0 += TRANSPOSE_BLOCK) {
+        const int i1 = i0 + TRANSPOSE_BLOCK < rows ? i0 + TRANSPOSE_BLOCK : rows;
+        for (int j0 = 0; j0 < cols; j0 += TRANSPOSE_BLOCK) {
+            const int j1 = j0 + TRANSPOSE_BLOCK < cols ? j0 + TRANSPOSE_BLOCK : cols;
+            for (int j = j0; j < j1; j++)
+                for (int i = i0; i < i1; i++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+        }
+    }
 }
