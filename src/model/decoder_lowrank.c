@@ -141,22 +141,36 @@ size_t lowrank_image_scratch_floats(const SamConfig *cfg) {
     return N * (2 * (size_t)cfg->prompt_dim + cfg->attn_internal_dim);
 }
 
+// The sums below run over 256 channels for each of the 4096 image rows, per
+// image: with one accumulator each add waits for the previous one, so they
+// keep four partial sums (in double: no less exact than one float chain).
+static double sum4(const double part[4]) { return (part[0] + part[1]) + (part[2] + part[3]); }
+
 static float dot(const float *a, const float *b, int n) {
-    float s = 0.0f;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
+    double part[4] = {0.0, 0.0, 0.0, 0.0};
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; k++) part[k] += (double)a[i + k] * b[i + k];
+    for (; i < n; i++) part[0] += (double)a[i] * b[i];
+    return (float)sum4(part);
 }
 
 // Row means and biased variances of x (N, D), in double as layernorm_rows_scalar;
 // centred (N, D) receives x minus its row means.
 static void centre_rows(float *centred, float *mean, float *var, const float *x, int N, int D) {
+    const int D4 = D & ~3;
     for (int n = 0; n < N; n++) {
         const float *row = x + (size_t)n * D;
-        double s = 0.0;
-        for (int c = 0; c < D; c++) s += row[c];
-        const double m = s / D;
-        double ss = 0.0;
-        for (int c = 0; c < D; c++) ss += (row[c] - m) * (row[c] - m);
+        double part[4] = {0.0, 0.0, 0.0, 0.0};
+        for (int c = 0; c < D4; c += 4)
+            for (int k = 0; k < 4; k++) part[k] += row[c + k];
+        for (int c = D4; c < D; c++) part[0] += row[c];
+        const double m = sum4(part) / D;
+        part[0] = part[1] = part[2] = part[3] = 0.0;
+        for (int c = 0; c < D4; c += 4)
+            for (int k = 0; k < 4; k++) part[k] += (row[c + k] - m) * (row[c + k] - m);
+        for (int c = D4; c < D; c++) part[0] += (row[c] - m) * (row[c] - m);
+        const double ss = sum4(part);
         if (mean) mean[n] = (float)m;
         if (var) var[n] = (float)(ss / D);
         for (int c = 0; c < D; c++) centred[(size_t)n * D + c] = (float)(row[c] - m);
