@@ -1,7 +1,8 @@
 // AVX2 + FMA softmax, GELU and LayerNorms (8 lanes). Ragged tails: softmax
-// and GELU use the libm-based scalar formulas of the references in ops.c, a
-// LayerNorm row sums its last < 8 elements in scalar float, LayerNorm2d
-// leaves its last < 8 pixels to layernorm_channels_f32_pixels.
+// uses the libm-based scalar formula of the reference in ops.c, GELU the
+// scalar reference itself, a LayerNorm row sums its last < 8 elements in
+// scalar float, LayerNorm2d leaves its last < 8 pixels to
+// layernorm_channels_f32_pixels.
 #include "ops_internal.h"
 
 #if SAM_GEMM_X86
@@ -10,7 +11,7 @@
 
 #include "kernels.h"
 
-// e^x for x <= 0 (softmax, GELU), same scheme as softmax_avx512.c: x = n ln2 + r,
+// e^x for x <= 0 (softmax), same scheme as softmax_avx512.c: x = n ln2 + r,
 // Taylor degree 7 for e^r, 2^n built in the exponent field. That needs
 // n >= -126, so x is clamped at -87.3 and results for smaller x (true value
 // below 1.2e-38, including -inf) are set to 0. NaN propagates: MAXPS/MINPS
@@ -99,26 +100,25 @@ __attribute__((target("avx2,fma"))) static void softmax_cols_avx2(float *x, int 
     softmax_cols_scalar_range(x, rows, cols, full, cols);
 }
 
-// GELU as in ops_avx512.c: x * Phi(x) with Phi from erfc(|x| / sqrt 2) =
-// exp(-z^2) t P(t), t = 1 / (1 + z / 2), taken on the side that does not cancel.
+// GELU (ops_internal.h: the folded rational erf in Estrin's form, with
+// FMA). It replaced an erfc form (exp, two divisions' worth of latency and a
+// degree-7 polynomial), which took 16% of MobileSAM's native encoder time.
+// A NaN x stays NaN: the min/max may return the bound for it, but x enters
+// the final multiply-adds itself.
 __attribute__((target("avx2,fma"))) static inline __m256 gelu_avx2_vec(__m256 x) {
-    const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
-    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    const __m256 z = _mm256_mul_ps(_mm256_and_ps(x, abs_mask), _mm256_set1_ps(0.70710678118654752f));
-    const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(z, half, one));
-    __m256 p = _mm256_set1_ps(SAM_ERFC_P7);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P6));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P5));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P4));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P3));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P2));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P1));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(SAM_ERFC_P0));
-    const __m256 g = exp_avx2(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), z), z));
-    const __m256 half_erfc = _mm256_mul_ps(half, _mm256_mul_ps(_mm256_mul_ps(g, t), p));
-    const __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
-    const __m256 phi = _mm256_blendv_ps(_mm256_sub_ps(one, half_erfc), half_erfc, neg);
-    return _mm256_mul_ps(x, phi);
+    const __m256 bound = _mm256_set1_ps(SAM_GELU_BOUND);
+    const __m256 u = _mm256_max_ps(_mm256_min_ps(x, bound), _mm256_sub_ps(_mm256_setzero_ps(), bound));
+    const __m256 u2 = _mm256_mul_ps(u, u), u4 = _mm256_mul_ps(u2, u2), u8 = _mm256_mul_ps(u4, u4);
+    const __m256 p01 = _mm256_fmadd_ps(u2, _mm256_set1_ps(SAM_GELU_P1), _mm256_set1_ps(SAM_GELU_P0));
+    const __m256 p23 = _mm256_fmadd_ps(u2, _mm256_set1_ps(SAM_GELU_P3), _mm256_set1_ps(SAM_GELU_P2));
+    const __m256 p45 = _mm256_fmadd_ps(u2, _mm256_set1_ps(SAM_GELU_P5), _mm256_set1_ps(SAM_GELU_P4));
+    const __m256 p456 = _mm256_fmadd_ps(u4, _mm256_set1_ps(SAM_GELU_P6), p45);
+    const __m256 p = _mm256_fmadd_ps(u8, p456, _mm256_fmadd_ps(u4, p23, p01));
+    const __m256 q01 = _mm256_fmadd_ps(u2, _mm256_set1_ps(SAM_GELU_Q1), _mm256_set1_ps(SAM_GELU_Q0));
+    const __m256 q234 = _mm256_add_ps(_mm256_fmadd_ps(u2, _mm256_set1_ps(SAM_GELU_Q3), _mm256_set1_ps(SAM_GELU_Q2)), u4);
+    const __m256 q = _mm256_fmadd_ps(u4, q234, q01);
+    const __m256 half_erf = _mm256_div_ps(_mm256_mul_ps(u, p), q);
+    return _mm256_fmadd_ps(x, half_erf, _mm256_mul_ps(x, _mm256_set1_ps(0.5f)));
 }
 
 __attribute__((target("avx2,fma"))) static void gelu_avx2(float *x, size_t n) {

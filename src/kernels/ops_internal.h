@@ -78,17 +78,32 @@ void layernorm_channels_f32_pixels(float *y, const float *x, const float *gamma,
 // row and visit defeats the hardware prefetchers.
 #define SAM_LN2D_BLOCK 128
 
-// Coefficients shared by the SIMD GELUs: erfc(z) ~ exp(-z^2) t P(t) with
-// t = 1 / (1 + z / 2), z >= 0, P of degree 7. Fitted by us (least squares
-// with Lawson reweighting against mpmath's erfc on [0, 10]): max absolute
-// error 2.4e-10 in exact arithmetic, ~3e-7 once evaluated in float.
-#define SAM_ERFC_P0 2.851731231e-01f
-#define SAM_ERFC_P1 2.458308855e-01f
-#define SAM_ERFC_P2 4.313465844e-01f
-#define SAM_ERFC_P3 -3.480691486e-01f
-#define SAM_ERFC_P4 9.738799249e-01f
-#define SAM_ERFC_P5 -8.768552923e-01f
-#define SAM_ERFC_P6 3.396589289e-01f
-#define SAM_ERFC_P7 -5.096500556e-02f
+// GELU in the SIMD variants: GELU(x) = x (1 + erf(x / sqrt 2)) / 2 (the
+// formula torch evaluates) with erf as a rational function, erf(z) =
+// z P(z^2) / Q(z^2) for z clamped to [-4, 4] (beyond, erf is +-1 in float),
+// P of degree 6 and Q of degree 4 (the coefficients XLA and Eigen use for
+// float erf), rewritten in u = x clamped to [-4 sqrt 2, 4 sqrt 2] with the
+// 1 / sqrt 2, the 1 / 2 and Q's leading coefficient folded in:
+//   GELU(x) = x / 2 + x u P'(u^2) / Q'(u^2),  Q' monic,
+// evaluated in Estrin's form (pairs, then u^4 and u^8). Max error 2.4e-7
+// max(1, |x|) against double erf on [-12, 12] in WASM's mul + add, less
+// with FMA; within the 1e-6 max(1, |x|) of tests/c/test_simd_ops.c. On the
+// negative side x/2 + x erf/2 cancels as torch's own float evaluation does.
+// x/2 + x erf/2 rather than x (1/2 + erf/2): at the clamp 1/2 + erf/2 rounds
+// to 0 or +-3e-8, which would turn GELU(-inf) into +-inf; this way it is
+// -inf + inf = NaN as in the reference, and a NaN x stays NaN whatever the
+// clamp's min/max return for it.
+#define SAM_GELU_BOUND 5.656854249492380f  // 4 sqrt 2
+#define SAM_GELU_P0 6.251027420505364e+03f
+#define SAM_GELU_P1 5.737216134392058e+02f
+#define SAM_GELU_P2 7.135991972160816e+01f
+#define SAM_GELU_P3 2.763414814923722e+00f
+#define SAM_GELU_P4 5.099687644745001e-02f
+#define SAM_GELU_P5 -3.362553138454656e-04f
+#define SAM_GELU_P6 1.654249767399956e-06f
+#define SAM_GELU_Q0 1.566900309348331e+04f
+#define SAM_GELU_Q1 4.049590991946990e+03f
+#define SAM_GELU_Q2 4.621223874538099e+02f
+#define SAM_GELU_Q3 2.929740530288285e+01f
 
 #endif

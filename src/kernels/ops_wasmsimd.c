@@ -1,7 +1,6 @@
 // WebAssembly SIMD128 softmax, GELU and LayerNorms (4 lanes), ported from
-// ops_avx2.c: the same exp (Cody-Waite reduction, Taylor degree 7); GELU's
-// erf is a rational function instead of the erfc form (see
-// gelu_wasmsimd_vec). simd128 has no FMA, so every a * b + c is f32x4 mul
+// ops_avx2.c: the same exp (Cody-Waite reduction, Taylor degree 7) and GELU
+// (ops_internal.h). simd128 has no FMA, so every a * b + c is f32x4 mul
 // then add (two roundings; the results stay within the tolerances of
 // tests/c/test_simd_ops.c, which runs this file under node).
 // Ragged ends: softmax runs the vector exp on a copy of a row's last < 4
@@ -130,47 +129,31 @@ static void softmax_cols_wasmsimd(float *x, int rows, int cols) {
     softmax_cols_scalar_range(x, rows, cols, full, cols);
 }
 
-// GELU = x (1 + erf(x / sqrt 2)) / 2, the formula torch evaluates, with erf
-// as a rational function: erf(z) = z P(z^2) / Q(z^2) for z clamped to
-// [-4, 4] (beyond, erf is +-1 in float), P of degree 6 and Q of degree 4
-// (the coefficients XLA and Eigen use for float erf). Here rewritten in
-// u = x clamped to [-4 sqrt 2, 4 sqrt 2], with the 1 / sqrt 2, the 1 / 2 and
-// Q's leading coefficient folded into the coefficients:
-//   GELU(x) = x (1/2 + u P'(u^2) / Q'(u^2)),  Q' monic,
-// so 15 multiplies, 12 adds and one division per vector, the polynomials in
-// Estrin's form: in V8 the chain of dependent operations bounds the
-// throughput more than the multiplies (Horner on the unfolded coefficients
-// ~15 cycles a vector, on the folded ones ~12, Estrin ~10.6). Accuracy:
-// 2.4e-7 max(1, |x|) against double erf on [-12, 12], within the test's
-// 1e-6 (tests/c/test_simd_ops.c); on the negative side
-// x/2 + x erf/2 cancels as torch's own float evaluation does. NaN stays NaN
-// (pmin and pmax keep a NaN first operand); GELU(+inf) = +inf.
+// GELU (ops_internal.h: the folded rational erf in Estrin's form). Estrin
+// because in V8 the chain of dependent operations bounds the throughput more
+// than the multiplies (Horner on the unfolded coefficients ~15 cycles a
+// vector, on the folded ones ~12, Estrin ~10.6). NaN stays NaN (pmin and
+// pmax keep a NaN first operand); GELU(+inf) = +inf.
 static inline v128_t gelu_wasmsimd_vec(v128_t x) {
-    const v128_t bound = wasm_f32x4_splat(5.656854249492380f);  // 4 sqrt 2
+    const v128_t bound = wasm_f32x4_splat(SAM_GELU_BOUND);
     const v128_t u = wasm_f32x4_pmax(wasm_f32x4_pmin(x, bound), wasm_f32x4_neg(bound));
     const v128_t u2 = wasm_f32x4_mul(u, u);
-    // P (degree 6) and Q (monic, degree 4) in u^2, in Estrin's form: pairs,
-    // then u^4 and u^8, for a short chain of dependent operations.
     const v128_t u4 = wasm_f32x4_mul(u2, u2), u8 = wasm_f32x4_mul(u4, u4);
-    const v128_t p01 = wasm_f32x4_add(wasm_f32x4_mul(u2, wasm_f32x4_splat(5.737216134392058e+02f)),
-                                      wasm_f32x4_splat(6.251027420505364e+03f));
-    const v128_t p23 = wasm_f32x4_add(wasm_f32x4_mul(u2, wasm_f32x4_splat(2.763414814923722e+00f)),
-                                      wasm_f32x4_splat(7.135991972160816e+01f));
-    const v128_t p45 = wasm_f32x4_add(wasm_f32x4_mul(u2, wasm_f32x4_splat(-3.362553138454656e-04f)),
-                                      wasm_f32x4_splat(5.099687644745001e-02f));
-    const v128_t p456 = wasm_f32x4_add(p45, wasm_f32x4_mul(u4, wasm_f32x4_splat(1.654249767399956e-06f)));
+    const v128_t p01 = wasm_f32x4_add(wasm_f32x4_mul(u2, wasm_f32x4_splat(SAM_GELU_P1)),
+                                      wasm_f32x4_splat(SAM_GELU_P0));
+    const v128_t p23 = wasm_f32x4_add(wasm_f32x4_mul(u2, wasm_f32x4_splat(SAM_GELU_P3)),
+                                      wasm_f32x4_splat(SAM_GELU_P2));
+    const v128_t p45 = wasm_f32x4_add(wasm_f32x4_mul(u2, wasm_f32x4_splat(SAM_GELU_P5)),
+                                      wasm_f32x4_splat(SAM_GELU_P4));
+    const v128_t p456 = wasm_f32x4_add(p45, wasm_f32x4_mul(u4, wasm_f32x4_splat(SAM_GELU_P6)));
     const v128_t p = wasm_f32x4_add(wasm_f32x4_add(p01, wasm_f32x4_mul(u4, p23)), wasm_f32x4_mul(u8, p456));
-    const v128_t q01 = wasm_f32x4_add(wasm_f32x4_mul(u2, wasm_f32x4_splat(4.049590991946990e+03f)),
-                                      wasm_f32x4_splat(1.566900309348331e+04f));
+    const v128_t q01 = wasm_f32x4_add(wasm_f32x4_mul(u2, wasm_f32x4_splat(SAM_GELU_Q1)),
+                                      wasm_f32x4_splat(SAM_GELU_Q0));
     const v128_t q234 = wasm_f32x4_add(
-        wasm_f32x4_add(wasm_f32x4_mul(u2, wasm_f32x4_splat(2.929740530288285e+01f)),
-                       wasm_f32x4_splat(4.621223874538099e+02f)),
+        wasm_f32x4_add(wasm_f32x4_mul(u2, wasm_f32x4_splat(SAM_GELU_Q3)), wasm_f32x4_splat(SAM_GELU_Q2)),
         u4);
     const v128_t q = wasm_f32x4_add(q01, wasm_f32x4_mul(u4, q234));
     const v128_t half_erf = wasm_f32x4_div(wasm_f32x4_mul(u, p), q);
-    // x/2 + x erf/2 rather than x (1/2 + erf/2): at the clamp 1/2 + erf/2
-    // rounds to 0 or +-3e-8, which would turn GELU(-inf) into +-inf; this
-    // way it is -inf + inf = NaN, as the reference.
     return wasm_f32x4_add(wasm_f32x4_mul(x, wasm_f32x4_splat(0.5f)), wasm_f32x4_mul(x, half_erf));
 }
 
