@@ -13,8 +13,12 @@ export const SAM = path.join(BUILD, 'sam');
 // Debian's python3 has torch; the first python3 on PATH may not.
 export const PYTHON = process.env.SAM_PYTHON || '/usr/bin/python3';
 
+// Removed when the test file's process exits (a run left ~1 GB of
+// checkpoints and embeddings behind, and repeated runs filled the disk);
+// SAM_KEEP_TMP=1 keeps them for inspection.
 export function tmpDir(name) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sam-${name}-`));
+  if (process.env.SAM_KEEP_TMP !== '1') process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
