@@ -209,13 +209,14 @@ const peers = {
     const onProgress = (p) => { if (p.stage === 'encode' && p.done === p.total) encoded = performance.now(); };
     const encoderTimes = [];
     const stats = await timeLoop(afterFirst(ctx), async () => {
+      encoded = 0;
       const t0 = performance.now();
       await sam.setImage({ ...image, data: rgb.slice() }, { onProgress });
-      encoderTimes.push(encoded - t0);
+      if (encoded) encoderTimes.push(encoded - t0);
     });
     sam.dispose();
-    return { ...stats, encoder: summarize(encoderTimes.slice(-stats.n)),
-      info: `web/sam.js setImage in-process, gemm ${sam.gemm}` };
+    const encoder = encoderTimes.length >= stats.n ? summarize(encoderTimes.slice(-stats.n)) : undefined;
+    return { ...stats, encoder, info: `web/sam.js setImage in-process, gemm ${sam.gemm}` };
   },
 
   async 'ours-native'(ctx) {

@@ -166,10 +166,11 @@ static void block_task(void *ctx, int task, int thread) {
         for (int jr = jr0; jr < jr1; jr += nr) {
             const int nt = imin(nr, nb - jr);
             const float *bp = b_pack + (size_t)jr * kb;
+            const float *bias = s->bias ? s->bias + jc + jr : NULL;  // this column's, for the epilogue
             if (nt == nr && v->column_kernel) {
                 float *ct = s->c + (size_t)ic * ldc + jc + jr;
                 v->column_kernel(mb, kb, a_pack, bp, ct, ldc, alpha, beta_k);
-                if (epilogue) gemm_epilogue(ct, ldc, mb, nr, s->bias ? s->bias + jc + jr : NULL, s->gelu);
+                if (epilogue) gemm_epilogue(ct, ldc, mb, nr, bias, s->gelu);
                 continue;
             }
             for (int ir = 0; ir < mb; ir += mr) {
@@ -187,7 +188,7 @@ static void block_task(void *ctx, int task, int thread) {
                             ci[j] = alpha * ti[j] + (beta_k == 0.0f ? 0.0f : beta_k * ci[j]);
                     }
                 }
-                if (epilogue) gemm_epilogue(ct, ldc, mt, nt, s->bias ? s->bias + jc + jr : NULL, s->gelu);
+                if (epilogue) gemm_epilogue(ct, ldc, mt, nt, bias, s->gelu);
             }
         }
     }

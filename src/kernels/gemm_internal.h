@@ -30,7 +30,7 @@ typedef void (*GemmMicroKernelFn)(int kc, const float *a, const float *b, float 
 // The first `rows` rows of one column of tiles (full nr width): A panels of
 // mr rows one after the other (mr * kc floats apart, the last zero-padded),
 // C tiles mr rows apart. The ragged last tile is computed for its rows only
-// (products with a few rows, the decoder's ~7 prompt tokens against mr 6,
+// (products with a few rows, the decoder's ~7 prompt tokens against mr 4,
 // would otherwise double their work), and one call serves the column.
 typedef void (*GemmColumnKernelFn)(int rows, int kc, const float *a, const float *b, float *c,
                                    int ldc, float alpha, float beta);

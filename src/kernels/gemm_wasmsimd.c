@@ -131,7 +131,8 @@ static void pack_rows_wasmsimd(float *dst, const float *src, int ld, int rows, i
     for (int i0 = 0; i0 < rows; i0 += width) {
         const int live = rows - i0 < width ? rows - i0 : width;
         for (int g = 0; g < width; g += 4) {
-            const int group = width - g < 4 ? width - g : 4;  // rows stored (4 unless width is not a multiple of 4)
+            // Rows stored: 4 unless width is not a multiple of 4.
+            const int group = width - g < 4 ? width - g : 4;
             const int loaded = live - g < 0 ? 0 : live - g < group ? live - g : group;
             const float *s0 = loaded > 0 ? src + (size_t)(i0 + g) * ld : NULL;
             int p = 0;

@@ -84,7 +84,7 @@ typedef struct TinyVitPlan {
     size_t a;        // (T, max) first work buffer: stem conv1 output, MBConv hidden, norms, ...
     size_t b;        // (T, max) second work buffer: depthwise outputs, qkv, MLP hidden, ...
     size_t band;     // ((MBCONV_BAND + 2) * R0, hidden) MBConv hidden rows of one band
-    size_t cols;     // the stem's im2col rows (CONV_CHUNK, 9 * Cin) and reordered weight; the neck's Winograd scratch
+    size_t cols;     // stem: im2col rows (CONV_CHUNK, 9 Cin), reordered weight; neck: Winograd
     size_t dw;       // (9, C) depthwise weights, tap-major
     size_t pad_qkv;  // (3C) q, k, v of a zero-padded token
     // Per thread:
@@ -130,7 +130,6 @@ static void tinyvit_plan(const SamConfig *c, TinyVitPlan *p) {
     p->a = 4 * T0 * (C0 / 2);
     p->band = (band_rows + 2) * R0 * hid;
     p->b = band_rows * R0 * hid;
-    p->a = max_size(p->a, band_rows * R0 * C0);
     // The stem: im2col rows, then conv2's reordered weight (C0, 9 * C0 / 2).
     p->cols = (size_t)CONV_CHUNK * max_size(27, 9 * (C0 / 2)) + C0 * 9 * (C0 / 2);
     p->cols = max_size(p->cols, conv3x3_winograd_scratch_floats(c->grid, c->grid, (int)D, (int)D));
@@ -344,7 +343,8 @@ static void patch_embed_forward(float *x, const float *image, const TinyVitEncod
                                 const SamConfig *c, const TinyVitBuffers *buf) {
     const int S = c->img_size, C0 = c->tv_dims[0], S2 = (S - 1) / 2 + 1;
     float *h = buf->a;  // (S2 * S2, C0 / 2)
-    float *wperm = buf->cols + (size_t)CONV_CHUNK * 9 * (C0 / 2);  // after the im2col rows
+    // conv2's reordered weight after the im2col rows (tinyvit_plan).
+    float *wperm = buf->cols + (size_t)CONV_CHUNK * (9 * (C0 / 2) > 27 ? 9 * (C0 / 2) : 27);
     conv3x3_forward(h, image, 3, S, S, (size_t)S * S, (size_t)S, 1, 2, w->stem1.weight,
                     w->stem1.bias, C0 / 2, 1, buf->cols, NULL);
     conv3x3_forward(x, h, C0 / 2, S2, S2, 1, (size_t)S2 * (C0 / 2), (size_t)(C0 / 2), 2,
@@ -436,7 +436,8 @@ static void window_attention_task(void *ctx, int task, int thread) {
         gemm_nt(queries, N, kd, scale, q, ld, q + kd, ld, 0.0f, scores, N);
         add_inplace(scores, buf->bias + (size_t)h * N * N, (size_t)queries * N);
         softmax_rows(scores, queries, N);
-        gemm_nn(queries, kd, N, 1.0f, scores, N, q + 2 * kd, ld, 0.0f, win_out + (size_t)h * kd, C);
+        gemm_nn(queries, kd, N, 1.0f, scores, N, q + 2 * kd, ld, 0.0f, win_out + (size_t)h * kd,
+                C);
     }
     for (int i = 0; i < N; i++) {
         const int gy = wy * ws + i / ws, gx = wx * ws + i % ws;

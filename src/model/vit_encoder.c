@@ -38,7 +38,6 @@ typedef struct VitPlan {
     int chunk;          // query rows per global attention step (multiple of G)
     size_t x;           // (T, C) residual stream
     size_t xn;          // (T, C) normed tokens, then attention output
-    size_t y;           // (T, C) proj / lin2 output
     size_t big;         // max of qkv (T, 3C), MLP hidden (T, mlp), patch im2col (T, 3 P P),
                         // neck im2col (9 D, T)
     // Per thread:
@@ -91,7 +90,7 @@ static void vit_plan(const SamConfig *cfg, VitPlan *p) {
     if (chunk < cfg->grid) chunk = cfg->grid;
     if ((size_t)chunk > T) chunk = (int)T;
     p->chunk = chunk;
-    p->x = p->xn = p->y = T * C;
+    p->x = p->xn = T * C;
     p->big = max_size(max_size(T * 3 * C, T * (size_t)cfg->mlp_dim),
                       max_size(T * 3 * P * P, 9 * D * T));
     size_t rows = 0, side = 0;  // attention query rows per step, and S
@@ -124,9 +123,8 @@ size_t vit_encoder_scratch_floats(const SamConfig *cfg, int threads) {
     if (threads < 1) threads = 1;
     VitPlan p;
     vit_plan(cfg, &p);
-    return arena_rounded(p.x) + arena_rounded(p.xn) + arena_rounded(p.y) +
-           arena_rounded(p.big) + arena_rounded(p.neck) +
-           arena_rounded((size_t)threads * per_thread_floats(&p));
+    return arena_rounded(p.x) + arena_rounded(p.xn) + arena_rounded(p.big) +
+           arena_rounded(p.neck) + arena_rounded((size_t)threads * per_thread_floats(&p));
 }
 
 // ---------------------------------------------------------------------------
@@ -286,7 +284,7 @@ static void windowed_attention(float *out, const float *qkv, const VitBlockWeigh
 }
 
 typedef struct VitBuffers {
-    float *x, *xn, *y, *big, *neck;
+    float *x, *xn, *big, *neck;
     AttnScratch *attn;  // one per thread
 } VitBuffers;
 
@@ -384,12 +382,11 @@ int vit_encoder_forward(float *embedding, const float *image, const VitEncoderWe
     VitBuffers buf;
     buf.x = arena_floats(scratch, plan.x);
     buf.xn = arena_floats(scratch, plan.xn);
-    buf.y = arena_floats(scratch, plan.y);
     buf.big = arena_floats(scratch, plan.big);
     buf.neck = arena_floats(scratch, plan.neck);
     const size_t per_thread = per_thread_floats(&plan);
     float *thread_area = arena_floats(scratch, (size_t)threads * per_thread);
-    if (!buf.x || !buf.xn || !buf.y || !buf.big || !buf.neck || !thread_area) {
+    if (!buf.x || !buf.xn || !buf.big || !buf.neck || !thread_area) {
         const size_t avail = (scratch->capacity - mark) / sizeof(float);
         arena_reset(scratch, mark);
         return sam_error(err,
