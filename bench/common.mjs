@@ -2,6 +2,7 @@
 // processes, cached fixtures, timing loops and their summaries.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 
 // --key value / --flag arguments into an object.
@@ -67,4 +68,50 @@ export async function ortWebSession(onnxPath) {
   const session = await ort.InferenceSession.create(new Uint8Array(fs.readFileSync(onnxPath)),
     { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
   return { ort, session };
+}
+
+// Headless Chromium for the browser peers, as the end-to-end tests run it.
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--no-first-run'];
+
+// A static server on 127.0.0.1 for the browser peers: an empty page, web/, build/wasm/,
+// onnxruntime-web's dist/ (at /ort/) and the given files (URL -> path). Nothing else is reachable.
+export function serveForBrowser(root, files) {
+  const mounts = {
+    '/web/': path.join(root, 'web'),
+    '/build/wasm/': path.join(root, 'build/wasm'),
+    '/ort/': path.join(root, 'node_modules/onnxruntime-web/dist'),
+  };
+  const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
+  const server = http.createServer((req, res) => {
+    const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (url === '/') {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><meta charset="utf-8"><title>bench</title>');
+      return;
+    }
+    let file = files[url];
+    if (!file) {
+      const prefix = Object.keys(mounts).find((p) => url.startsWith(p));
+      if (prefix) {
+        const base = mounts[prefix];
+        const f = path.resolve(base, `.${url.slice(prefix.length - 1)}`);
+        if (f.startsWith(base + path.sep)) file = f;
+      }
+    }
+    if (!file || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': types[path.extname(file)] || 'application/octet-stream',
+      'Content-Length': fs.statSync(file).size });
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve, reject) => {
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${server.address().port}`,
+      close: () => server.close() }));
+  });
 }

@@ -34,19 +34,15 @@
 // process holds one runtime and one model.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, runOk, once, summarize, timeLoop, ortWebSession } from './common.mjs';
+import { parseArgs, runOk, once, summarize, timeLoop, ortWebSession, serveForBrowser, CHROMIUM, CHROMIUM_ARGS } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'build');
 const CACHE = path.resolve(ROOT, process.env.SAM_BENCH_CACHE || 'build/bench-cache');
 const PYTHON = process.env.SAM_PYTHON || '/usr/bin/python3';
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--no-first-run'];
 const IMAGE_W = 1024, IMAGE_H = 683;
 const DEFAULT_POINT = [600, 350];  // original pixels, inside the image
 const PEER_TIMEOUT_MS = 300e3;     // per runtime, fixtures excluded
@@ -233,7 +229,8 @@ const peers = {
   // Both browser runtimes in one Chromium (one page each, one after the other).
   async chromium(ctx, which) {
     const { chromium } = await import('playwright-core');
-    const server = await serveForBrowser(ctx);
+    const server = await serveForBrowser(ROOT, { '/data/model.pth': ctx.model,
+      '/data/embedding.safetensors': ctx.embedding, '/data/decoder.onnx': ctx.onnx });
     let browser = null;
     const results = [];
     try {
@@ -357,48 +354,6 @@ async function browserOrt({ point, n, warmup }) {
   for (let i = 0; i < all.length; i += 0x8000) bin += String.fromCharCode.apply(null, all.subarray(i, i + 0x8000));
   return { times, scores: [...first.iou_predictions.data].slice(1), count: k - 1, width: mw, height: mh, masksB64: btoa(bin),
     info: `onnxruntime-web ${ort.env.versions?.web ?? ''} wasm (SIMD), 1 thread` };
-}
-
-// A static server on 127.0.0.1 for the browser peers: the page, web/, build/wasm/,
-// onnxruntime-web's dist/ and the fixtures. Nothing else is reachable.
-function serveForBrowser(ctx) {
-  const mounts = {
-    '/web/': path.join(ROOT, 'web'),
-    '/build/wasm/': path.join(ROOT, 'build/wasm'),
-    '/ort/': path.join(ROOT, 'node_modules/onnxruntime-web/dist'),
-  };
-  const files = { '/data/model.pth': ctx.model, '/data/embedding.safetensors': ctx.embedding, '/data/decoder.onnx': ctx.onnx };
-  const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
-  const server = http.createServer((req, res) => {
-    const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    if (url === '/') {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      res.end('<!doctype html><meta charset="utf-8"><title>decoder bench</title>');
-      return;
-    }
-    let file = files[url];
-    if (!file) {
-      const prefix = Object.keys(mounts).find((p) => url.startsWith(p));
-      if (prefix) {
-        const base = mounts[prefix];
-        const f = path.resolve(base, `.${url.slice(prefix.length - 1)}`);
-        if (f.startsWith(base + path.sep)) file = f;
-      }
-    }
-    if (!file || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      res.writeHead(404);
-      res.end();
-      return;
-    }
-    res.writeHead(200, { 'Content-Type': types[path.extname(file)] || 'application/octet-stream',
-      'Content-Length': fs.statSync(file).size });
-    fs.createReadStream(file).pipe(res);
-  });
-  return new Promise((resolve, reject) => {
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${server.address().port}`,
-      close: () => server.close() }));
-  });
 }
 
 async function peerMain(name, ctx) {

@@ -19,9 +19,13 @@
 //                   encoder, the decoder's per-image state); 1 thread. A second row, "(encoder)",
 //                   times the same calls up to the embedding (the encoder's last progress event):
 //                   the work the ONNX encoder does.
+//   ours-wasm-chromium  the same in headless Chromium (web/sam.js default: a Web Worker; the
+//                   "(encoder)" row from the progress event as it reaches the page)
 //   ours-native     build/bench/encode_bench (bench/c/encode_bench.c, sam_image_encode, same work,
 //                   --threads T)
 //   ort-web-node    onnxruntime-web (wasm backend, SIMD, numThreads 1) in Node on the ONNX export
+//   ort-web-chromium  onnxruntime-web the same in headless Chromium (the preprocessed input
+//                   fetched from the local server)
 //   ort-node        onnxruntime-node (CPU, intraOpNumThreads T, interOpNumThreads 1) on the export
 //   pytorch         tools/sam_ref Predictor.set_image (PIL resize, normalise, pad, encoder),
 //                   torch.set_num_threads(T)
@@ -42,7 +46,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, runOk, once, timeLoop, summarize, ortWebSession } from './common.mjs';
+import { parseArgs, runOk, once, timeLoop, summarize, ortWebSession, serveForBrowser, CHROMIUM, CHROMIUM_ARGS } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'build');
@@ -51,9 +55,10 @@ const PYTHON = process.env.SAM_PYTHON || '/usr/bin/python3';
 const IMAGE_W = 1024, IMAGE_H = 683;
 const PEER_TIMEOUT_MS = 1200e3;
 const MAX_REL_L2 = 1e-3;
-const PEERS = ['ours-wasm-node', 'ours-native', 'ort-web-node', 'ort-node', 'pytorch'];
+const PEERS = ['ours-wasm-node', 'ours-wasm-chromium', 'ours-native', 'ort-web-node', 'ort-web-chromium', 'ort-node',
+  'pytorch'];
 const THREADED = ['ours-native', 'ort-node', 'pytorch'];
-const WASM = ['ours-wasm-node', 'ort-web-node'];
+const WASM = ['ours-wasm-node', 'ours-wasm-chromium', 'ort-web-node', 'ort-web-chromium'];
 const PIXEL_MEAN = [123.675, 116.28, 103.53], PIXEL_STD = [58.395, 57.12, 57.375];
 
 // Multiply-adds of MobileSAM's encoder (tiny_vit_sam.py) for a 1024 input, official config:
@@ -189,6 +194,83 @@ async function ortPeer(ctx, ort, session, info) {
   return { ...(await timeLoop(afterFirst(ctx), () => session.run({ input }))), info };
 }
 
+// Runs fn in a page of headless Chromium served from 127.0.0.1 (the model, the ONNX export, the
+// image's RGB bytes and its preprocessed input under /data/); returns fn's result and the version.
+async function inChromium(ctx, fn) {
+  const input = path.join(ctx.out, `${ctx.tag}.input.f32`);
+  writeF32(input, preprocess(new Uint8Array(fs.readFileSync(ctx.rgb)), IMAGE_W, IMAGE_H));
+  const { chromium } = await import('playwright-core');
+  const server = await serveForBrowser(ROOT, { '/data/model.pth': ctx.model, '/data/encoder.onnx': ctx.onnx,
+    '/data/image.rgb': ctx.rgb, '/data/input.f32': input });
+  let browser = null;
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${server.url}/`);
+    try {
+      const r = await page.evaluate(fn, { n: ctx.n, warmup: Math.max(0, ctx.warmup - 1), width: IMAGE_W, height: IMAGE_H });
+      return { ...r, version: browser.version() };
+    } catch (e) {
+      throw new Error(`${e.message}${errors.length ? `\n${errors.join('\n')}` : ''}`);
+    }
+  } finally {
+    if (browser) await browser.close();
+    server.close();
+  }
+}
+
+// Runs in the page: ours through web/sam.js (default transport: a module Worker). The first
+// setImage (kept for the check) counts as a warm-up run, as in Node.
+async function browserOurs({ n, warmup, width, height }) {
+  const { SamPredictor } = await import('/web/sam.js');
+  const sam = await SamPredictor.load('/data/model.pth', { cache: 'none' });
+  const rgb = new Uint8Array(await (await fetch('/data/image.rgb')).arrayBuffer());
+  await sam.setImage({ data: rgb.slice(), width, height });
+  const emb = new Uint8Array(await sam.getEmbedding());
+  let encoded = 0;
+  const onProgress = (p) => { if (p.stage === 'encode' && p.done === p.total) encoded = performance.now(); };
+  for (let i = 0; i < warmup; i++) await sam.setImage({ data: rgb.slice(), width, height });
+  const times = [], encoder = [];
+  for (let i = 0; i < n; i++) {
+    encoded = 0;
+    const t0 = performance.now();
+    await sam.setImage({ data: rgb.slice(), width, height }, { onProgress });
+    times.push(performance.now() - t0);
+    if (encoded) encoder.push(encoded - t0);
+  }
+  sam.dispose();
+  let bin = '';
+  for (let i = 0; i < emb.length; i += 0x8000) bin += String.fromCharCode.apply(null, emb.subarray(i, i + 0x8000));
+  return { times, encoder, gemm: sam.gemm, embeddingB64: btoa(bin) };
+}
+
+// Runs in the page: onnxruntime-web (wasm, SIMD, 1 thread) on the ONNX export, timed on
+// session.run as in Node.
+async function browserOrt({ n, warmup }) {
+  const ort = await import('/ort/ort.wasm.min.mjs');
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.wasmPaths = '/ort/';
+  const session = await ort.InferenceSession.create('/data/encoder.onnx',
+    { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  const data = new Float32Array(await (await fetch('/data/input.f32')).arrayBuffer());
+  const input = new ort.Tensor('float32', data, [1, 3, 1024, 1024]);
+  const first = await session.run({ input });
+  for (let i = 0; i < warmup; i++) await session.run({ input });
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await session.run({ input });
+    times.push(performance.now() - t0);
+  }
+  const out = first.image_embeddings.data;
+  const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return { times, embeddingB64: btoa(bin), info: `onnxruntime-web ${ort.env.versions?.web ?? ''} wasm (SIMD), 1 thread` };
+}
+
 // A peer program that prints one JSON object last: {n, median_ms, min_ms, mean_ms, ...}.
 function lastJson(r) { return JSON.parse(r.stdout.trim().split('\n').pop()); }
 
@@ -217,6 +299,21 @@ const peers = {
     sam.dispose();
     const encoder = encoderTimes.length >= stats.n ? summarize(encoderTimes.slice(-stats.n)) : undefined;
     return { ...stats, encoder, info: `web/sam.js setImage in-process, gemm ${sam.gemm}` };
+  },
+
+  async 'ours-wasm-chromium'(ctx) {
+    const r = await inChromium(ctx, browserOurs);
+    fs.writeFileSync(path.join(ctx.out, `${ctx.tag}.safetensors`), Buffer.from(r.embeddingB64, 'base64'));
+    writeF32(path.join(ctx.out, `${ctx.tag}.f32`), embeddingFromSafetensors(path.join(ctx.out, `${ctx.tag}.safetensors`)));
+    return { ...summarize(r.times), encoder: r.encoder.length === r.times.length ? summarize(r.encoder) : undefined,
+      info: `Chromium ${r.version}, web/sam.js setImage in a Worker, gemm ${r.gemm}` };
+  },
+
+  async 'ort-web-chromium'(ctx) {
+    const r = await inChromium(ctx, browserOrt);
+    const b = Buffer.from(r.embeddingB64, 'base64');
+    writeF32(path.join(ctx.out, `${ctx.tag}.f32`), new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)));
+    return { ...summarize(r.times), info: `Chromium ${r.version}, ${r.info}` };
   },
 
   async 'ours-native'(ctx) {
@@ -311,7 +408,7 @@ async function main() {
     // Ours in WASM: also the same setImage calls up to the embedding, the
     // work the ONNX encoder does (its peers' time covers session.run only).
     if (result.encoder) {
-      results.push({ ...job, runtime: 'ours-wasm-node (encoder)', tag, ...result.encoder,
+      results.push({ ...job, runtime: `${job.runtime} (encoder)`, tag, ...result.encoder,
         info: 'the setImage calls above up to the embedding (preprocessing + encoder), without the decoder\'s per-image state' });
       delete result.encoder;
     }
@@ -354,6 +451,12 @@ async function main() {
   }
   const widths = rows[0].map((_, j) => Math.max(...rows.map((row) => String(row[j]).length)));
   for (const row of rows) console.log(row.map((c, j) => String(c).padEnd(widths[j])).join('  ').trimEnd());
+  // The same comparison within the browser.
+  const [oursC, encC, ortC] = ['ours-wasm-chromium', 'ours-wasm-chromium (encoder)', 'ort-web-chromium'].map((k) => find(k, 1));
+  if (ortC && (oursC || encC)) {
+    console.log(`in Chromium: onnxruntime-web / ours = ${encC ? `${(ortC.median_ms / encC.median_ms).toFixed(2)} (to the embedding), ` : ''}` +
+      `${oursC ? `${(ortC.median_ms / oursC.median_ms).toFixed(2)} (all of setImage)` : ''}`);
+  }
   if (args.json) {
     fs.writeFileSync(args.json, JSON.stringify({ model: modelName, macs, n, peer_n: peerN, warmup, threads,
       gemm_peak: peak, commit: git + dirty, results }, null, 1));
