@@ -317,8 +317,7 @@ static void depthwise_row_task(void *ctx, int task, int thread) {
     float *out = j->out + (size_t)task * wo * j->c;
     depthwise3x3_rows(out, j->in, j->in_row0, j->h, j->w, j->c, j->stride, oy, oy + 1, j->bias,
                       j->wt);
-    // The serial GELU (gelu_inplace would fan out to the pool from a task).
-    if (j->gelu) gemm_epilogue(out, 0, 1, wo * j->c, NULL, 1);
+    if (j->gelu) gelu_inplace(out, (size_t)wo * j->c);  // inside a task: runs serially
 }
 
 static void depthwise3x3_rows_parallel(float *out, const float *in, int in_row0, int h, int w,
