@@ -3,13 +3,16 @@
 // `npm run bench -- encoder_vit`).
 //
 //   node bench/encoder.mjs [--model vit_t|vit_b] [--n N] [--peer-n N] [--warmup 1]
-//       [--threads 1,2] [--with-wasm] [--only a,b] [--skip a,b] [--json FILE]
+//       [--threads 1,2] [--with-wasm] [--only a,b] [--skip a,b] [--size WxH] [--json FILE]
 //
 // Fixtures, made once and cached in build/bench-cache/ (delete it to remake them): a
 // random-weight checkpoint in the official layout (tools/sam_ref/make_checkpoint.py: vit_t seed 6
 // in the layout of mobile_sam.pt, vit_b seed 1 as bench/decoder.mjs), a generated 1024x683 image
-// (the one bench/decoder.mjs uses), its RGB bytes, and an ONNX export of the reference's image
-// encoder with the same weights (tools/sam_ref/export_encoder_onnx.py).
+// (the one bench/decoder.mjs uses; --size 1024x1024 or 683x1024 for a square or portrait one,
+// longest side 1024), its RGB bytes, and an ONNX export of the reference's image encoder with the
+// same weights (tools/sam_ref/export_encoder_onnx.py). The image's shape matters to ours with
+// MobileSAM: its encoder computes the rows of the zero padding under a landscape image once
+// (src/model/repeated_rows.h); the ONNX runtimes compute the whole 1024x1024 input.
 //
 // Each runtime encodes the same image in its own process after loading, `warmup` untimed runs
 // then `n` timed ones (ours native: --n; the others: --peer-n, which defaults to --n for vit_t
@@ -52,7 +55,13 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILD = path.join(ROOT, 'build');
 const CACHE = path.resolve(ROOT, process.env.SAM_BENCH_CACHE || 'build/bench-cache');
 const PYTHON = process.env.SAM_PYTHON || '/usr/bin/python3';
-const IMAGE_W = 1024, IMAGE_H = 683;
+// --size WxH, read here so that the peers' processes (spawned with the same flag) agree.
+const [IMAGE_W, IMAGE_H] = (() => {
+  const i = process.argv.indexOf('--size');
+  const m = /^(\d+)x(\d+)$/.exec(i > 0 ? process.argv[i + 1] : '1024x683');
+  if (!m || Math.max(+m[1], +m[2]) !== 1024) throw new Error('--size: WxH with a longest side of 1024');
+  return [+m[1], +m[2]];
+})();
 const PEER_TIMEOUT_MS = 1200e3;
 const MAX_REL_L2 = 1e-3;
 const PEERS = ['ours-wasm-node', 'ours-wasm-chromium', 'ours-native', 'ort-web-node', 'ort-web-chromium', 'ort-node',
@@ -396,7 +405,8 @@ async function main() {
     const tag = `${job.runtime}-t${job.threads}`;
     const ctx = { ...fx, n: job.runtime === 'ours-native' ? n : peerN, warmup, threads: job.threads, tag, out };
     process.stderr.write(`bench: ${job.runtime}, ${job.threads} thread(s) ...\n`);
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--peer', job.runtime, '--ctx', JSON.stringify(ctx)],
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--peer', job.runtime, '--ctx', JSON.stringify(ctx),
+      '--size', `${IMAGE_W}x${IMAGE_H}`],
       { encoding: 'utf8', maxBuffer: 1 << 26, timeout: PEER_TIMEOUT_MS });
     if (r.status !== 0) {
       process.stderr.write(`bench: ${tag} failed (${r.status ?? r.signal})\n${r.stdout}\n${r.stderr}\n`);
@@ -458,7 +468,7 @@ async function main() {
       `${oursC ? `${(ortC.median_ms / oursC.median_ms).toFixed(2)} (all of setImage)` : ''}`);
   }
   if (args.json) {
-    fs.writeFileSync(args.json, JSON.stringify({ model: modelName, macs, n, peer_n: peerN, warmup, threads,
+    fs.writeFileSync(args.json, JSON.stringify({ model: modelName, image: `${IMAGE_W}x${IMAGE_H}`, macs, n, peer_n: peerN, warmup, threads,
       gemm_peak: peak, commit: git + dirty, results }, null, 1));
   }
   fs.rmSync(out, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { BUILD, ROOT, runOk } from './helpers.mjs';
 
 const PROGRAMS = ['test_gemm', 'test_simd_ops', 'test_vit_encoder', 'test_decoder_attention',
-  'test_decoder_lowrank', 'test_thread_pool', 'test_winograd'];
+  'test_decoder_lowrank', 'test_thread_pool', 'test_winograd', 'test_tinyvit_band'];
 // The same programs built with address and undefined-behaviour sanitizers.
 const BUILDS = [['', BUILD], [' [sanitizers]', path.join(ROOT, 'build/asan')]]
   .filter(([, dir]) => fs.existsSync(path.join(dir, 'tests')));

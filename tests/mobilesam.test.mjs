@@ -91,8 +91,10 @@ describe('MobileSAM (vit_t)', { concurrency: false }, () => {
   });
 
   // Same images and prompts as the ViT-B parity test, two of its sizes (the
-  // reference TinyViT takes a few seconds per image).
-  for (const [w, h] of [[640, 427], [1500, 200]]) {
+  // reference TinyViT takes a few seconds per image), and a portrait one: the
+  // encoder computes the zero padding's rows (landscape) or columns (portrait)
+  // once (src/model/repeated_band.h).
+  for (const [w, h] of [[640, 427], [1500, 200], [427, 640]]) {
     test(`native ${w}x${h}: embedding and every prompt kind`, () => {
       const results = checkImage(ckpt, w, h, dir);
       fs.writeFileSync(path.join(dir, `metrics_${w}x${h}.json`), JSON.stringify(results, null, 1));

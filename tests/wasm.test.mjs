@@ -77,6 +77,12 @@ test('wasm simd128 softmax, GELU and LayerNorms match the scalar references', (t
   for (const line of bench.stdout.trim().split('\n')) t.diagnostic(line);
 });
 
+test('wasm TinyViT: reused repeated rows give the embedding of computing every row, bitwise', () => {
+  const r = run('node', [path.join(WASM, 'tests/test_tinyvit_band.cjs')]);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, / 0 failed/);
+});
+
 describe('WASM predictor vs the native CLI', () => {
   const dir = tmpDir('wasm');
   const pth = checkpoint('tiny');

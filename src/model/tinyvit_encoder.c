@@ -29,6 +29,7 @@
 
 #include "../common/thread_pool.h"
 #include "../kernels/kernels.h"
+#include "repeated_band.h"
 
 #define TINYVIT_LN_EPS 1e-5f  // nn.LayerNorm default in Attention.norm and Mlp.norm
 #define TINYVIT_BN_EPS 1e-5   // nn.BatchNorm2d default
@@ -193,12 +194,14 @@ typedef struct TinyVitBuffers {
 // im2col rows are ordered (ci, ky, kx) as the weight (cout, cin, 3, 3); for
 // token-major input (sc == 1) they are ordered (ky, kx, ci) instead, so each
 // tap is one contiguous copy of the pixel's channels, and the weight is
-// reordered to match into wperm (cout * 9 * cin floats).
+// reordered to match into wperm (cout * 9 * cin floats). `repeated` is the
+// output's band: the tokens it skips are copied, not computed.
 static void conv3x3_forward(float *out, const float *in, int cin, int h, int w, size_t sc,
                             size_t sy, size_t sx, int stride, const float *weight,
-                            const float *bias, int cout, int gelu, float *cols, float *wperm) {
+                            const float *bias, int cout, int gelu, float *cols, float *wperm,
+                            RepeatedBand repeated) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1, K = cin * 9;
-    const int T = ho * wo, tap_major = sc == 1;
+    const int tap_major = sc == 1;
     if (tap_major) {
         for (int co = 0; co < cout; co++)
             for (int ci = 0; ci < cin; ci++)
@@ -206,43 +209,47 @@ static void conv3x3_forward(float *out, const float *in, int cin, int h, int w, 
                     wperm[(size_t)co * K + (size_t)k * cin + ci] = weight[((size_t)co * cin + ci) * 9 + k];
         weight = wperm;
     }
-    for (int t0 = 0; t0 < T; t0 += CONV_CHUNK) {
-        const int rows = T - t0 < CONV_CHUNK ? T - t0 : CONV_CHUNK;
-        for (int r = 0; r < rows; r++) {
-            const int oy = (t0 + r) / wo, ox = (t0 + r) % wo;
-            float *row = cols + (size_t)r * K;
-            const int iy0 = oy * stride - 1, ix0 = ox * stride - 1;
-            if (!tap_major && iy0 >= 0 && iy0 + 2 < h && ix0 >= 0 && ix0 + 2 < w) {
-                // Inside the image (all but the border pixels): no bounds
-                // checks, the 3 x 3 taps of each channel in straight-line code.
-                const float *base = in + (size_t)iy0 * sy + (size_t)ix0 * sx;
-                for (int ci = 0; ci < cin; ci++, row += 9, base += sc)
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++)
-                            row[ky * 3 + kx] = base[(size_t)ky * sy + (size_t)kx * sx];
-                continue;
-            }
-            for (int ky = 0; ky < 3; ky++) {
-                const int iy = oy * stride + ky - 1;
-                for (int kx = 0; kx < 3; kx++) {
-                    const int ix = ox * stride + kx - 1;
-                    const int inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
-                    const float *src = inside ? in + (size_t)iy * sy + (size_t)ix * sx : NULL;
-                    if (tap_major) {
-                        // A plain loop, not memcpy: in WASM a copy of unknown
-                        // length is a call out of the module (memory.copy),
-                        // ~20 ns each here, 9 per output pixel.
-                        float *dst = row + (ky * 3 + kx) * cin;
-                        for (int ci = 0; ci < cin; ci++) dst[ci] = inside ? src[ci] : 0.0f;
-                        continue;
+    size_t run0, run1;
+    for (int state = 0; repeated_band_next_run(repeated, wo, 0, ho, &state, &run0, &run1);) {
+        for (size_t t0 = run0; t0 < run1; t0 += CONV_CHUNK) {
+            const int rows = run1 - t0 < CONV_CHUNK ? (int)(run1 - t0) : CONV_CHUNK;
+            for (int r = 0; r < rows; r++) {
+                const int oy = (int)((t0 + r) / wo), ox = (int)((t0 + r) % wo);
+                float *row = cols + (size_t)r * K;
+                const int iy0 = oy * stride - 1, ix0 = ox * stride - 1;
+                if (!tap_major && iy0 >= 0 && iy0 + 2 < h && ix0 >= 0 && ix0 + 2 < w) {
+                    // Inside the image (all but the border pixels): no bounds
+                    // checks, the 3 x 3 taps of each channel in straight-line code.
+                    const float *base = in + (size_t)iy0 * sy + (size_t)ix0 * sx;
+                    for (int ci = 0; ci < cin; ci++, row += 9, base += sc)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++)
+                                row[ky * 3 + kx] = base[(size_t)ky * sy + (size_t)kx * sx];
+                    continue;
+                }
+                for (int ky = 0; ky < 3; ky++) {
+                    const int iy = oy * stride + ky - 1;
+                    for (int kx = 0; kx < 3; kx++) {
+                        const int ix = ox * stride + kx - 1;
+                        const int inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+                        const float *src = inside ? in + (size_t)iy * sy + (size_t)ix * sx : NULL;
+                        if (tap_major) {
+                            // A plain loop, not memcpy: in WASM a copy of unknown
+                            // length is a call out of the module (memory.copy),
+                            // ~20 ns each here, 9 per output pixel.
+                            float *dst = row + (ky * 3 + kx) * cin;
+                            for (int ci = 0; ci < cin; ci++) dst[ci] = inside ? src[ci] : 0.0f;
+                            continue;
+                        }
+                        float *dst = row + ky * 3 + kx;
+                        for (int ci = 0; ci < cin; ci++) dst[ci * 9] = inside ? src[(size_t)ci * sc] : 0.0f;
                     }
-                    float *dst = row + ky * 3 + kx;
-                    for (int ci = 0; ci < cin; ci++) dst[ci * 9] = inside ? src[(size_t)ci * sc] : 0.0f;
                 }
             }
+            linear_fused(out + t0 * cout, cols, weight, bias, rows, K, cout, 0, gelu);
         }
-        linear_fused(out + (size_t)t0 * cout, cols, weight, bias, rows, K, cout, 0, gelu);
     }
+    repeated_band_fill(out, 0, ho, wo, (size_t)cout, repeated);
 }
 
 // The (c, 1, 3, 3) depthwise weight laid out tap-major in wt (9, c), so the
@@ -253,14 +260,15 @@ static void depthwise_weights(float *restrict wt, const ConvBnWeights *cw, int c
 }
 
 // Depthwise Conv2d_BN 3x3, padding 1 (groups = channels) of an h x w image
-// with c channels, token-major, for output rows [oy0, oy1): out holds those
-// rows ((oy1 - oy0) * wo, c); in holds input rows [in_row0, ...) (every row
+// with c channels, token-major, for output rows [oy0, oy1), columns [ox0,
+// ox1): out holds those rows ((oy1 - oy0) * wo, c); in holds input rows
+// [in_row0, ...) (every row
 // the outputs read must be there; rows outside [0, h) are the zero padding).
 // wt from depthwise_weights. Each output starts from the bias plus the centre
 // tap, which is always inside the image (input (oy * stride, ox * stride)).
 static void depthwise3x3_rows(float *restrict out, const float *restrict in, int in_row0, int h,
-                              int w, int c, int stride, int oy0, int oy1, const float *restrict bias,
-                              const float *restrict wt) {
+                              int w, int c, int stride, int oy0, int oy1, int ox0, int ox1,
+                              const float *restrict bias, const float *restrict wt) {
     // Channels in blocks of DW_BLOCK: one block's sums stay in registers
     // over all the taps (per tap and channel a load of o, w and x and a store
     // of o made the conv load/store-bound).
@@ -268,7 +276,7 @@ static void depthwise3x3_rows(float *restrict out, const float *restrict in, int
     const int wo = (w - 1) / stride + 1, blocks_end = c - c % DW_BLOCK;
     const float *restrict wc = wt + 4 * (size_t)c;  // tap (1, 1)
     for (int oy = oy0; oy < oy1; oy++) {
-        for (int ox = 0; ox < wo; ox++) {
+        for (int ox = ox0; ox < ox1; ox++) {
             float *restrict o = out + ((size_t)(oy - oy0) * wo + ox) * c;
             const float *restrict centre =
                 in + ((size_t)(oy * stride - in_row0) * w + (size_t)ox * stride) * c;
@@ -303,51 +311,87 @@ static void depthwise3x3_rows(float *restrict out, const float *restrict in, int
 }
 
 // depthwise3x3_rows with one task per output row, on the pool bound to the
-// caller (thread_pool_current).
+// caller (thread_pool_current), over the columns a band of repeated columns
+// does not skip (all of them for a band of rows: the caller picks the rows).
 // gelu: GELU on each output row as soon as it is computed (in cache).
 typedef struct DepthwiseJob {
     float *out;
     const float *in, *bias, *wt;
     int in_row0, h, w, c, stride, oy0, gelu;
+    RepeatedBand band;
 } DepthwiseJob;
 
 static void depthwise_row_task(void *ctx, int task, int thread) {
     const DepthwiseJob *j = ctx;
     const int wo = (j->w - 1) / j->stride + 1, oy = j->oy0 + task;
     float *out = j->out + (size_t)task * wo * j->c;
-    depthwise3x3_rows(out, j->in, j->in_row0, j->h, j->w, j->c, j->stride, oy, oy + 1, j->bias,
-                      j->wt);
-    if (j->gelu) gelu_inplace(out, (size_t)wo * j->c);  // inside a task: runs serially
+    int span[2][2] = {{0, wo}};
+    const int spans = j->band.columns ? repeated_band_spans(j->band, wo, span) : 1;
+    for (int s = 0; s < spans; s++) {
+        depthwise3x3_rows(out, j->in, j->in_row0, j->h, j->w, j->c, j->stride, oy, oy + 1,
+                          span[s][0], span[s][1], j->bias, j->wt);
+        if (j->gelu)  // inside a task: runs serially
+            gelu_inplace(out + (size_t)span[s][0] * j->c, (size_t)(span[s][1] - span[s][0]) * j->c);
+    }
 }
 
 static void depthwise3x3_rows_parallel(float *out, const float *in, int in_row0, int h, int w,
                                        int c, int stride, int oy0, int oy1, const float *bias,
-                                       const float *wt, int gelu) {
+                                       const float *wt, int gelu, RepeatedBand band) {
     DepthwiseJob j = {.out = out, .in = in, .bias = bias, .wt = wt, .in_row0 = in_row0, .h = h,
-                      .w = w, .c = c, .stride = stride, .oy0 = oy0, .gelu = gelu};
+                      .w = w, .c = c, .stride = stride, .oy0 = oy0, .gelu = gelu, .band = band};
     thread_pool_run(thread_pool_current(), oy1 - oy0, depthwise_row_task, &j);
 }
 
-// The whole image: out is (ho * wo, c), in is (h * w, c).
+// The whole image: out is (ho * wo, c), in is (h * w, c). `repeated` is the
+// output's band (the caller fills what it skips).
 static void depthwise3x3_forward(float *out, const float *in, int h, int w, int c, int stride,
-                                 const ConvBnWeights *cw, int gelu, float *wt) {
+                                 const ConvBnWeights *cw, int gelu, float *wt,
+                                 RepeatedBand repeated) {
+    const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
     depthwise_weights(wt, cw, c);
-    depthwise3x3_rows_parallel(out, in, 0, h, w, c, stride, 0, (h - 1) / stride + 1, cw->bias,
-                               wt, gelu);
+    int span[2][2] = {{0, ho}};
+    const int spans = repeated.columns ? 1 : repeated_band_spans(repeated, ho, span);
+    for (int s = 0; s < spans; s++)
+        depthwise3x3_rows_parallel(out + (size_t)span[s][0] * wo * c, in, 0, h, w, c, stride,
+                                   span[s][0], span[s][1], cw->bias, wt, gelu, repeated);
+}
+
+// Per-token layers on the tokens a band does not skip, of a grid of
+// `rows` rows of `cols` tokens; x has k floats a token, y n.
+static void linear_band(float *y, const float *x, const float *weight, const float *bias,
+                        int rows, int cols, int k, int n, int accumulate, int gelu,
+                        RepeatedBand repeated) {
+    size_t t0, t1;
+    for (int state = 0; repeated_band_next_run(repeated, cols, 0, rows, &state, &t0, &t1);)
+        linear_fused(y + t0 * n, x + t0 * k, weight, bias, (int)(t1 - t0), k, n, accumulate, gelu);
+}
+
+static void layernorm_band(float *y, const float *x, const NormWeights *norm, int rows, int cols,
+                           int c, RepeatedBand repeated) {
+    size_t t0, t1;
+    for (int state = 0; repeated_band_next_run(repeated, cols, 0, rows, &state, &t0, &t1);)
+        layernorm_rows(y + t0 * c, x + t0 * c, norm->weight, norm->bias, (int)(t1 - t0), c,
+                       TINYVIT_LN_EPS);
 }
 
 // PatchEmbed.forward: Conv2d_BN(3, C0/2, 3, s2) -> GELU -> Conv2d_BN(C0/2, C0, 3, s2).
-// image (3, S, S) channel-major; x (T0, C0) with T0 = (S/4)^2.
-static void patch_embed_forward(float *x, const float *image, const TinyVitEncoderWeights *w,
-                                const SamConfig *c, const TinyVitBuffers *buf) {
+// image (3, S, S) channel-major; x (T0, C0) with T0 = (S/4)^2. `repeated`:
+// the image's band; returns x's.
+static RepeatedBand patch_embed_forward(float *x, const float *image,
+                                        const TinyVitEncoderWeights *w, const SamConfig *c,
+                                        const TinyVitBuffers *buf, RepeatedBand repeated) {
     const int S = c->img_size, C0 = c->tv_dims[0], S2 = (S - 1) / 2 + 1;
     float *h = buf->a;  // (S2 * S2, C0 / 2)
     // conv2's reordered weight after the im2col rows (tinyvit_plan).
     float *wperm = buf->cols + (size_t)CONV_CHUNK * (9 * (C0 / 2) > 27 ? 9 * (C0 / 2) : 27);
+    const RepeatedBand band_h = repeated_band_after_conv3x3(repeated, S, 2);
     conv3x3_forward(h, image, 3, S, S, (size_t)S * S, (size_t)S, 1, 2, w->stem1.weight,
-                    w->stem1.bias, C0 / 2, 1, buf->cols, NULL);
+                    w->stem1.bias, C0 / 2, 1, buf->cols, NULL, band_h);
+    const RepeatedBand band_x = repeated_band_after_conv3x3(band_h, S2, 2);
     conv3x3_forward(x, h, C0 / 2, S2, S2, 1, (size_t)S2 * (C0 / 2), (size_t)(C0 / 2), 2,
-                    w->stem2.weight, w->stem2.bias, C0, 0, buf->cols, wperm);
+                    w->stem2.weight, w->stem2.bias, C0, 0, buf->cols, wperm, band_x);
+    return band_x;
 }
 
 // MBConv.forward: conv1 (1x1) -> GELU -> conv2 (depthwise 3x3) -> GELU ->
@@ -357,43 +401,68 @@ static void patch_embed_forward(float *x, const float *image, const TinyVitEncod
 // computed once, from x rows no earlier band has overwritten yet (band k
 // writes rows [y0, y1) after reading hidden rows up to y1, which come from x
 // rows up to y1), and the two rows the next band shares are moved to the front.
-static void mbconv_forward(float *x, const TinyVitConv3Weights *m, int R, int C, int hidden,
-                           const TinyVitBuffers *buf) {
+// A band of repeated rows: only the output rows around it are computed (the
+// rows after it start below the last write before it, at rows not touched
+// yet), the rest copied at the end. A band of repeated columns: every row,
+// the columns around the band (the hidden ones filled in before the
+// depthwise conv reads them). `repeated`: x's band; returns the new one.
+static RepeatedBand mbconv_forward(float *x, const TinyVitConv3Weights *m, int R, int C,
+                                   int hidden, const TinyVitBuffers *buf, RepeatedBand repeated) {
     const size_t row = (size_t)R * hidden;  // floats per hidden image row
     float *band = buf->band;
     int have0 = 0, have1 = 0;  // hidden rows [have0, have1) are in band
     depthwise_weights(buf->dw, &m->conv2, hidden);
-    for (int y0 = 0; y0 < R; y0 += MBCONV_BAND) {
-        const int y1 = y0 + MBCONV_BAND < R ? y0 + MBCONV_BAND : R;
-        const int h0 = y0 > 0 ? y0 - 1 : 0, h1 = y1 < R ? y1 + 1 : R;
-        if (have1 > h0) {  // keep rows [h0, have1) from the previous band
-            memmove(band, band + (size_t)(h0 - have0) * row, sizeof(float) * (size_t)(have1 - h0) * row);
-        } else {
-            have1 = h0;
+    // The shortcut keeps x's band; the depthwise conv narrows it.
+    const RepeatedBand out = repeated_band_after_conv3x3(repeated, R, 1);
+    const RepeatedBand hidden_band = repeated.columns ? repeated : repeated_band_none();
+    int span[2][2] = {{0, R}};
+    const int spans = out.columns ? 1 : repeated_band_spans(out, R, span);
+    size_t t0, t1;
+    for (int s = 0; s < spans; s++) {
+        for (int y0 = span[s][0]; y0 < span[s][1]; y0 += MBCONV_BAND) {
+            const int y1 = y0 + MBCONV_BAND < span[s][1] ? y0 + MBCONV_BAND : span[s][1];
+            const int h0 = y0 > 0 ? y0 - 1 : 0, h1 = y1 < R ? y1 + 1 : R;
+            if (have1 > h0) {  // keep rows [h0, have1) from the previous band
+                memmove(band, band + (size_t)(h0 - have0) * row,
+                        sizeof(float) * (size_t)(have1 - h0) * row);
+            } else {
+                have1 = h0;
+            }
+            have0 = h0;
+            for (int st = 0; repeated_band_next_run(hidden_band, R, have1, h1, &st, &t0, &t1);)
+                linear_fused(band + (t0 - (size_t)h0 * R) * hidden, x + t0 * C, m->conv1.weight,
+                             m->conv1.bias, (int)(t1 - t0), C, hidden, 0, 1);
+            repeated_band_fill(band + (size_t)(have1 - h0) * row, have1, h1, R, (size_t)hidden,
+                               hidden_band);
+            have1 = h1;
+            float *d = buf->b;  // ((y1 - y0) * R, hidden)
+            depthwise3x3_rows_parallel(d, band, h0, R, R, hidden, 1, y0, y1, m->conv2.bias,
+                                       buf->dw, 1, out);
+            // x rows [y0, y1) = GELU(x + conv3(d)): the shortcut is the GEMM's C.
+            for (int st = 0; repeated_band_next_run(out, R, y0, y1, &st, &t0, &t1);)
+                linear_fused(x + t0 * C, d + (t0 - (size_t)y0 * R) * hidden, m->conv3.weight,
+                             m->conv3.bias, (int)(t1 - t0), hidden, C, 1, 1);
         }
-        have0 = h0;
-        float *fresh = band + (size_t)(have1 - h0) * row;
-        linear_fused(fresh, x + (size_t)have1 * R * C, m->conv1.weight, m->conv1.bias,
-                     (h1 - have1) * R, C, hidden, 0, 1);
-        have1 = h1;
-        float *d = buf->b;  // ((y1 - y0) * R, hidden)
-        depthwise3x3_rows_parallel(d, band, h0, R, R, hidden, 1, y0, y1, m->conv2.bias, buf->dw,
-                                   1);
-        // x rows [y0, y1) = GELU(x + conv3(d)): the shortcut is the GEMM's C.
-        linear_fused(x + (size_t)y0 * R * C, d, m->conv3.weight, m->conv3.bias, (y1 - y0) * R,
-                     hidden, C, 1, 1);
     }
+    repeated_band_fill(x, 0, R, R, (size_t)C, out);
+    return out;
 }
 
 // PatchMerging.forward: conv1 (1x1, C -> Cn) -> GELU -> conv2 (depthwise 3x3,
 // stride 2, or 1 for the widths 320/448/576) -> GELU -> conv3 (1x1). x goes
-// from (R * R, C) to (Rn * Rn, Cn), in place.
-static void patch_merging_forward(float *x, const TinyVitConv3Weights *m, int R, int C, int Cn,
-                                  int stride, const TinyVitBuffers *buf) {
-    const int T = R * R, Rn = (R - 1) / stride + 1, Tn = Rn * Rn;
-    linear_fused(buf->a, x, m->conv1.weight, m->conv1.bias, T, C, Cn, 0, 1);
-    depthwise3x3_forward(buf->b, buf->a, R, R, Cn, stride, &m->conv2, 1, buf->dw);
-    linear_forward(x, buf->b, m->conv3.weight, m->conv3.bias, Tn, Cn, Cn);
+// from (R * R, C) to (Rn * Rn, Cn), in place. `repeated`: x's band; returns
+// the new one.
+static RepeatedBand patch_merging_forward(float *x, const TinyVitConv3Weights *m, int R, int C,
+                                          int Cn, int stride, const TinyVitBuffers *buf,
+                                          RepeatedBand repeated) {
+    const int Rn = (R - 1) / stride + 1;
+    linear_band(buf->a, x, m->conv1.weight, m->conv1.bias, R, R, C, Cn, 0, 1, repeated);
+    repeated_band_fill(buf->a, 0, R, R, (size_t)Cn, repeated);  // the conv reads every token
+    const RepeatedBand out = repeated_band_after_conv3x3(repeated, R, stride);
+    depthwise3x3_forward(buf->b, buf->a, R, R, Cn, stride, &m->conv2, 1, buf->dw, out);
+    linear_band(x, buf->b, m->conv3.weight, m->conv3.bias, Rn, Rn, Cn, Cn, 0, 0, out);
+    repeated_band_fill(x, 0, Rn, Rn, (size_t)Cn, out);
+    return out;
 }
 
 // Attention.forward over every window of the block. qkv is (T, 3C) for the
@@ -410,6 +479,9 @@ typedef struct WindowJob {
     float *out;
     const float *qkv, *pad_qkv;
     int R, C, heads, ws, nw;
+    // Window rows (skip_columns: window columns) [skip_from, skip_to) are
+    // not computed.
+    int skip_from, skip_to, skip_columns;
     const TinyVitBuffers *buf;
 } WindowJob;
 
@@ -417,7 +489,10 @@ static void window_attention_task(void *ctx, int task, int thread) {
     const WindowJob *j = ctx;
     const TinyVitBuffers *buf = j->buf;
     const int R = j->R, C = j->C, ws = j->ws, kd = C / j->heads, N = ws * ws, ld = 3 * C;
-    const int wy = task / j->nw, wx = task % j->nw;
+    const int across = j->skip_columns ? j->nw - (j->skip_to - j->skip_from) : j->nw;
+    int wy = task / across, wx = task % across;
+    int *skipped_axis = j->skip_columns ? &wx : &wy;
+    if (*skipped_axis >= j->skip_from) *skipped_axis += j->skip_to - j->skip_from;
     float *win_qkv = buf->win + (size_t)thread * buf->win_stride;
     float *win_out = win_qkv + buf->win_out_at, *scores = win_qkv + buf->scores_at;
     const float scale = (float)pow((double)kd, -0.5);  // Attention: key_dim ** -0.5
@@ -447,21 +522,31 @@ static void window_attention_task(void *ctx, int task, int thread) {
 }
 
 // One task per window, on the pool bound to the caller (thread_pool_current).
+// `repeated`: the output's band (repeated_band_after_windows); the windows of
+// the rows (columns) it skips are not computed (the caller fills them).
 static void window_attention(float *out, const float *qkv, const float *pad_qkv, int R, int C,
-                             int heads, int ws, const TinyVitBuffers *buf) {
+                             int heads, int ws, const TinyVitBuffers *buf, RepeatedBand repeated) {
     const int nw = (R + ws - 1) / ws;
+    const int skips = repeated_band_skipped(repeated) > 0;
+    const int skip_from = skips ? (repeated.from + repeated.period) / ws : 0;
+    const int skip_to = skips ? repeated.to / ws : 0;
     WindowJob j = {.out = out, .qkv = qkv, .pad_qkv = pad_qkv, .R = R, .C = C, .heads = heads,
-                   .ws = ws, .nw = nw, .buf = buf};
-    thread_pool_run(thread_pool_current(), nw * nw, window_attention_task, &j);
+                   .ws = ws, .nw = nw, .skip_from = skip_from, .skip_to = skip_to,
+                   .skip_columns = repeated.columns, .buf = buf};
+    thread_pool_run(thread_pool_current(), (nw - (skip_to - skip_from)) * nw, window_attention_task,
+                    &j);
 }
 
 // TinyViTBlock.forward on x (R * R, C), in place:
 //   x = x + proj(window attention(norm(pad(x))))
 //   x = local_conv(x)            (depthwise 3x3 Conv2d_BN, no residual)
 //   x = x + fc2(GELU(fc1(norm(x))))
-static void tinyvit_block_forward(float *x, const TinyVitBlockWeights *bw, int R, int C, int heads,
-                                  int ws, int mlp, const TinyVitBuffers *buf) {
-    const int T = R * R, N = ws * ws;
+// `repeated`: x's band; returns the new one. Buffers a layer reads only
+// per token need no fill; the ones a window or a conv reads do.
+static RepeatedBand tinyvit_block_forward(float *x, const TinyVitBlockWeights *bw, int R, int C,
+                                          int heads, int ws, int mlp, const TinyVitBuffers *buf,
+                                          RepeatedBand repeated) {
+    const int N = ws * ws;
     // The official `ab`: attention_biases[:, attention_bias_idxs], idxs (i, j)
     // numbering the offset (|yi - yj|, |xi - xj|) as |dy| * ws + |dx|.
     for (int h = 0; h < heads; h++)
@@ -473,17 +558,27 @@ static void tinyvit_block_forward(float *x, const TinyVitBlockWeights *bw, int R
     // LayerNorm of a zero (padding) token is its bias, so its q, k, v are
     // qkv.weight @ norm.bias + qkv.bias.
     linear_forward(buf->pad_qkv, bw->attn_norm.bias, bw->qkv.weight, bw->qkv.bias, 1, C, 3 * C);
-    layernorm_rows(buf->a, x, bw->attn_norm.weight, bw->attn_norm.bias, T, C, TINYVIT_LN_EPS);
-    linear_forward(buf->b, buf->a, bw->qkv.weight, bw->qkv.bias, T, C, 3 * C);
-    window_attention(buf->a, buf->b, buf->pad_qkv, R, C, heads, ws, buf);
-    linear_fused(x, buf->a, bw->proj.weight, bw->proj.bias, T, C, C, 1, 0);  // x = res_x + attn
+    layernorm_band(buf->a, x, &bw->attn_norm, R, R, C, repeated);
+    linear_band(buf->b, buf->a, bw->qkv.weight, bw->qkv.bias, R, R, C, 3 * C, 0, 0, repeated);
+    repeated_band_fill(buf->b, 0, R, R, (size_t)3 * C, repeated);
+    const RepeatedBand attn = repeated_band_after_windows(repeated, ws);
+    window_attention(buf->a, buf->b, buf->pad_qkv, R, C, heads, ws, buf, attn);
+    // x = res_x + attn
+    const RepeatedBand sum = repeated_band_meet(repeated, attn);
+    linear_band(x, buf->a, bw->proj.weight, bw->proj.bias, R, R, C, C, 1, 0, sum);
+    repeated_band_fill(x, 0, R, R, (size_t)C, sum);
 
-    depthwise3x3_forward(buf->a, x, R, R, C, 1, &bw->local_conv, 0, buf->dw);
-    memcpy(x, buf->a, sizeof(float) * (size_t)T * C);
+    const RepeatedBand out = repeated_band_after_conv3x3(sum, R, 1);
+    depthwise3x3_forward(buf->a, x, R, R, C, 1, &bw->local_conv, 0, buf->dw, out);
+    size_t t0, t1;
+    for (int state = 0; repeated_band_next_run(out, R, 0, R, &state, &t0, &t1);)
+        memcpy(x + t0 * C, buf->a + t0 * C, sizeof(float) * (t1 - t0) * C);
 
-    layernorm_rows(buf->a, x, bw->mlp_norm.weight, bw->mlp_norm.bias, T, C, TINYVIT_LN_EPS);
-    linear_fused(buf->b, buf->a, bw->fc1.weight, bw->fc1.bias, T, C, mlp, 0, 1);
-    linear_fused(x, buf->b, bw->fc2.weight, bw->fc2.bias, T, mlp, C, 1, 0);
+    layernorm_band(buf->a, x, &bw->mlp_norm, R, R, C, out);
+    linear_band(buf->b, buf->a, bw->fc1.weight, bw->fc1.bias, R, R, C, mlp, 0, 1, out);
+    linear_band(x, buf->b, bw->fc2.weight, bw->fc2.bias, R, R, mlp, C, 1, 0, out);
+    repeated_band_fill(x, 0, R, R, (size_t)C, out);
+    return out;
 }
 
 // TinyViT.neck on x (G * G, C) viewed as (1, C, G, G): Conv2d(C, D, 1, bias=False)
@@ -528,9 +623,10 @@ static int tinyvit_check_weights(const TinyVitEncoderWeights *w, const SamConfig
     return 0;
 }
 
-int tinyvit_encoder_forward(float *embedding, const float *image, const TinyVitEncoderWeights *w,
-                            const SamConfig *c, Arena *scratch, SamProgressFn progress,
-                            void *progress_user, SamError *err) {
+int tinyvit_encoder_forward_band(float *embedding, const float *image,
+                                 const TinyVitEncoderWeights *w, const SamConfig *c,
+                                 Arena *scratch, SamProgressFn progress, void *progress_user,
+                                 int reuse_repeated_tokens, SamError *err) {
     if (!embedding || !image || !w || !c || !scratch)
         return sam_error(err, "tinyvit_encoder: NULL argument");
     if (tinyvit_check_config(c, err) != 0 || tinyvit_check_weights(w, c, err) != 0) return -1;
@@ -563,22 +659,34 @@ int tinyvit_encoder_forward(float *embedding, const float *image, const TinyVitE
 
     const int total = TINYVIT_PROGRESS_STEPS;
     const int *dims = c->tv_dims, *res = c->tv_res;
-    patch_embed_forward(buf.x, image, w, c, &buf);
+    RepeatedBand band = reuse_repeated_tokens
+                            ? repeated_band_of_image(image, 3, c->img_size, c->img_size)
+                            : repeated_band_none();
+    band = patch_embed_forward(buf.x, image, w, c, &buf, band);
     for (int s = 0; s < TINYVIT_STAGES; s++) {
         for (int i = 0; i < c->tv_depths[s]; i++) {
             if (s == 0)
-                mbconv_forward(buf.x, &w->mbconv[i], res[0], dims[0], c->tv_mbconv_hidden, &buf);
+                band = mbconv_forward(buf.x, &w->mbconv[i], res[0], dims[0], c->tv_mbconv_hidden,
+                                      &buf, band);
             else
-                tinyvit_block_forward(buf.x, &w->blocks[s][i], res[s], dims[s], c->tv_heads[s],
-                                      c->tv_windows[s], c->tv_mlp[s], &buf);
+                band = tinyvit_block_forward(buf.x, &w->blocks[s][i], res[s], dims[s],
+                                             c->tv_heads[s], c->tv_windows[s], c->tv_mlp[s], &buf,
+                                             band);
         }
         if (s + 1 < TINYVIT_STAGES)
-            patch_merging_forward(buf.x, &w->merge[s], res[s], dims[s], dims[s + 1],
-                                  c->tv_merge_stride[s], &buf);
+            band = patch_merging_forward(buf.x, &w->merge[s], res[s], dims[s], dims[s + 1],
+                                         c->tv_merge_stride[s], &buf, band);
         if (progress) progress(progress_user, s + 1, total);
     }
     neck_forward(embedding, buf.x, w, c->grid, dims[TINYVIT_STAGES - 1], c->out_chans, &buf);
     if (progress) progress(progress_user, total, total);
     arena_reset(scratch, mark);
     return 0;
+}
+
+int tinyvit_encoder_forward(float *embedding, const float *image, const TinyVitEncoderWeights *w,
+                            const SamConfig *c, Arena *scratch, SamProgressFn progress,
+                            void *progress_user, SamError *err) {
+    return tinyvit_encoder_forward_band(embedding, image, w, c, scratch, progress, progress_user, 1,
+                                        err);
 }

@@ -41,4 +41,14 @@ int tinyvit_encoder_forward(float *embedding, const float *image, const TinyVitE
                             const SamConfig *cfg, Arena *scratch, SamProgressFn progress,
                             void *progress_user, SamError *err);
 
+// tinyvit_encoder_forward computes each band of equal rows or columns once
+// (the zero padding under a landscape image or right of a portrait one;
+// repeated_band.h): every layer copies the tokens it would compute from
+// equal inputs by the same arithmetic. With reuse_repeated_tokens = 0 every
+// token is computed (the tests compare the two).
+int tinyvit_encoder_forward_band(float *embedding, const float *image,
+                                 const TinyVitEncoderWeights *w, const SamConfig *cfg,
+                                 Arena *scratch, SamProgressFn progress, void *progress_user,
+                                 int reuse_repeated_tokens, SamError *err);
+
 #endif
