@@ -17,6 +17,13 @@
 // All scratch comes from the arena, laid out by tinyvit_plan(), the single
 // source of truth for tinyvit_encoder_scratch_floats.
 //
+// Padding: the zero rows under a landscape image (columns right of a portrait
+// one) stay equal to each other through the layers, a band that narrows a
+// little at each convolution and attention layer (repeated_band.h). Each
+// layer computes the tokens outside its band and copies the others: for a
+// 3:2 photo a third of the stem and MBConv stage and a fifth of stage 1 (10%
+// of the encoder), bitwise the same embedding (tests/c/test_tinyvit_band.c).
+//
 // Threads: the GEMMs split their blocks over the pool bound to the caller
 // (thread_pool_current); window attention runs one task per window and the
 // depthwise convolutions one per band of output rows. No output element
@@ -262,11 +269,14 @@ static void depthwise_weights(float *restrict wt, const ConvBnWeights *cw, int c
 // Depthwise Conv2d_BN 3x3, padding 1 (groups = channels) of an h x w image
 // with c channels, token-major, for output rows [oy0, oy1), columns [ox0,
 // ox1): out holds those rows ((oy1 - oy0) * wo, c); in holds input rows
-// [in_row0, ...) (every row
-// the outputs read must be there; rows outside [0, h) are the zero padding).
+// [in_row0, ...) (every row the outputs read must be there; rows outside
+// [0, h) are the zero padding).
 // wt from depthwise_weights. Each output starts from the bias plus the centre
 // tap, which is always inside the image (input (oy * stride, ox * stride)).
-static void depthwise3x3_rows(float *restrict out, const float *restrict in, int in_row0, int h,
+// Not inlined: inlined into depthwise_row_task's loop over column spans, GCC
+// no longer vectorised the 16 channel sums (native MobileSAM encoder 15%
+// slower).
+__attribute__((noinline)) static void depthwise3x3_rows(float *restrict out, const float *restrict in, int in_row0, int h,
                               int w, int c, int stride, int oy0, int oy1, int ox0, int ox1,
                               const float *restrict bias, const float *restrict wt) {
     // Channels in blocks of DW_BLOCK: one block's sums stay in registers

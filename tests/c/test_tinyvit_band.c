@@ -22,75 +22,58 @@
 #include "model/weights.h"
 
 #include "check.h"
+#include "weight_pool.h"
 
-// Weights drawn from one buffer: offset + scale * U(-1, 1), xorshift64*.
-typedef struct WeightStore {
-    float *data;
-    size_t used, cap;
-    uint64_t state;
-} WeightStore;
-
-static float next_uniform(uint64_t *s) {
-    *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
-    return (float)((double)((*s * 0x2545F4914F6CDD1Dull) >> 40) / (double)(1 << 23) - 1.0);
-}
-
-static const float *draw(WeightStore *ws, size_t n, float offset, float scale) {
-    if (ws->used + n > ws->cap) {
-        fprintf(stderr, "weight store too small\n");
-        exit(2);
-    }
-    float *t = ws->data + ws->used;
-    ws->used += n;
-    for (size_t i = 0; i < n; i++) t[i] = offset + scale * next_uniform(&ws->state);
-    return t;
-}
-
-static ConvBnWeights conv(WeightStore *ws, int out, int per_out) {
+static ConvBnWeights conv(Pool *pool, int out, int per_out) {
     // Already folded: the encoder reads weight and bias only.
-    return (ConvBnWeights){.weight = draw(ws, (size_t)out * per_out, 0.0f, sqrtf(3.0f / per_out)),
-                           .bias = draw(ws, (size_t)out, 0.0f, 0.2f)};
+    return (ConvBnWeights){
+        .weight = pool_take(pool, (size_t)out * per_out, 0.0, sqrt(3.0 / per_out)),
+        .bias = pool_take(pool, (size_t)out, 0.0, 0.2)};
 }
 
-static TinyVitConv3Weights conv3(WeightStore *ws, int in, int hidden, int out) {
-    return (TinyVitConv3Weights){conv(ws, hidden, in), conv(ws, hidden, 9), conv(ws, out, hidden)};
+static TinyVitConv3Weights conv3(Pool *pool, int in, int hidden, int out) {
+    return (TinyVitConv3Weights){conv(pool, hidden, in), conv(pool, hidden, 9),
+                                 conv(pool, out, hidden)};
 }
 
-static NormWeights norm(WeightStore *ws, int c) {
-    return (NormWeights){draw(ws, (size_t)c, 1.0f, 0.2f), draw(ws, (size_t)c, 0.0f, 0.2f)};
+static NormWeights norm(Pool *pool, int c) {
+    return (NormWeights){pool_take(pool, (size_t)c, 1.0, 0.2),
+                         pool_take(pool, (size_t)c, 0.0, 0.2)};
 }
 
-static LinearWeights linear(WeightStore *ws, int out, int in) {
+static LinearWeights linear(Pool *pool, int out, int in) {
     LinearWeights l = {0};
-    l.weight = draw(ws, (size_t)out * in, 0.0f, sqrtf(3.0f / in));
-    l.bias = draw(ws, (size_t)out, 0.0f, 0.1f);
+    l.weight = pool_take(pool, (size_t)out * in, 0.0, sqrt(3.0 / in));
+    l.bias = pool_take(pool, (size_t)out, 0.0, 0.1);
     return l;
 }
 
-static void make_weights(TinyVitEncoderWeights *w, const SamConfig *c, WeightStore *ws) {
+static void make_weights(TinyVitEncoderWeights *w, const SamConfig *c, Pool *pool) {
     memset(w, 0, sizeof *w);
     const int *d = c->tv_dims, D = c->out_chans;
-    w->stem1 = conv(ws, d[0] / 2, 27);
-    w->stem2 = conv(ws, d[0], 9 * (d[0] / 2));
-    for (int i = 0; i < c->tv_depths[0]; i++) w->mbconv[i] = conv3(ws, d[0], c->tv_mbconv_hidden, d[0]);
-    for (int s = 0; s + 1 < TINYVIT_STAGES; s++) w->merge[s] = conv3(ws, d[s], d[s + 1], d[s + 1]);
+    w->stem1 = conv(pool, d[0] / 2, 27);
+    w->stem2 = conv(pool, d[0], 9 * (d[0] / 2));
+    for (int i = 0; i < c->tv_depths[0]; i++)
+        w->mbconv[i] = conv3(pool, d[0], c->tv_mbconv_hidden, d[0]);
+    for (int s = 0; s + 1 < TINYVIT_STAGES; s++)
+        w->merge[s] = conv3(pool, d[s], d[s + 1], d[s + 1]);
     for (int s = 1; s < TINYVIT_STAGES; s++)
         for (int i = 0; i < c->tv_depths[s]; i++) {
             TinyVitBlockWeights *b = &w->blocks[s][i];
             const int C = d[s], N = c->tv_windows[s] * c->tv_windows[s];
-            b->attention_biases = draw(ws, (size_t)c->tv_heads[s] * N, 0.0f, 1.0f);
-            b->attn_norm = norm(ws, C);
-            b->qkv = linear(ws, 3 * C, C);
-            b->proj = linear(ws, C, C);
-            b->mlp_norm = norm(ws, C);
-            b->fc1 = linear(ws, c->tv_mlp[s], C);
-            b->fc2 = linear(ws, C, c->tv_mlp[s]);
-            b->local_conv = conv(ws, C, 9);
+            b->attention_biases = pool_take(pool, (size_t)c->tv_heads[s] * N, 0.0, 1.0);
+            b->attn_norm = norm(pool, C);
+            b->qkv = linear(pool, 3 * C, C);
+            b->proj = linear(pool, C, C);
+            b->mlp_norm = norm(pool, C);
+            b->fc1 = linear(pool, c->tv_mlp[s], C);
+            b->fc2 = linear(pool, C, c->tv_mlp[s]);
+            b->local_conv = conv(pool, C, 9);
         }
-    w->neck_conv1 = draw(ws, (size_t)D * d[3], 0.0f, sqrtf(3.0f / d[3]));
-    w->neck_norm1 = norm(ws, D);
-    w->neck_conv2 = draw(ws, (size_t)D * D * 9, 0.0f, sqrtf(3.0f / (9.0f * D)));
-    w->neck_norm2 = norm(ws, D);
+    w->neck_conv1 = pool_take(pool, (size_t)D * d[3], 0.0, sqrt(3.0 / d[3]));
+    w->neck_norm1 = norm(pool, D);
+    w->neck_conv2 = pool_take(pool, (size_t)D * D * 9, 0.0, sqrt(3.0 / (9.0 * D)));
+    w->neck_norm2 = norm(pool, D);
 }
 
 // A 512 x 512 input: stage grids 128, 64, 32, 32; windows 7 (64 = 9 x 7 + 1),
@@ -114,11 +97,11 @@ static SamConfig small_config(void) {
 // all fill + channel.
 static void make_image(float *img, int S, int first_equal, int columns, float fill,
                        uint64_t seed) {
-    uint64_t s = seed;
+    Rng rng = {seed};
     for (int ch = 0; ch < 3; ch++)
         for (int y = 0; y < S; y++)
             for (int x = 0; x < S; x++) {
-                float v = 2.0f * next_uniform(&s);
+                float v = (float)(2.0 * rng_uniform(&rng));
                 if ((columns ? x : y) >= first_equal) v = fill + (float)ch;
                 img[((size_t)ch * S + y) * S + x] = v;
             }
@@ -151,7 +134,8 @@ static void check_runs(RepeatedBand b, int cols, int y0, int y1, const char *exp
     char got[256] = "", msg[400];
     size_t t0, t1, used = 0;
     for (int state = 0; repeated_band_next_run(b, cols, y0, y1, &state, &t0, &t1) && used < 200;)
-        used += (size_t)snprintf(got + used, sizeof got - used, "%s%zu-%zu", used ? " " : "", t0, t1);
+        used +=
+            (size_t)snprintf(got + used, sizeof got - used, "%s%zu-%zu", used ? " " : "", t0, t1);
     snprintf(msg, sizeof msg, "%s: runs \"%s\", expected \"%s\"", what, got, expected);
     check(strcmp(got, expected) == 0, msg);
 }
@@ -174,8 +158,8 @@ static void check_band_arithmetic(void) {
                "even period, stride 2");
     check_band(repeated_band_after_windows((RepeatedBand){92, 125, 7, 0}, 7), 98, 119, 7,
                "windows inside a band of period 7");
-    check_band(repeated_band_meet((RepeatedBand){10, 50, 2, 0}, (RepeatedBand){20, 60, 3, 0}), 20, 50, 6,
-               "meet");
+    check_band(repeated_band_meet((RepeatedBand){10, 50, 2, 0}, (RepeatedBand){20, 60, 3, 0}), 20,
+               50, 6, "meet");
     check_band(repeated_band_after_windows((RepeatedBand){10, 60, 2, 0}, 7), 14, 56, 14,
                "windows of 7 over a period of 2");
     check_band(repeated_band_after_windows((RepeatedBand){88, 99, 1, 0}, 7), 0, 0, 1,
@@ -208,10 +192,10 @@ int main(void) {
     check_band_arithmetic();
 
     const SamConfig c = small_config();
-    WeightStore ws = {.cap = 1 << 20, .state = 0x9E3779B97F4A7C15ull};
-    ws.data = malloc(ws.cap * sizeof(float));
+    Pool weights = {.cap = 1 << 20, .rng = {7}};
+    weights.data = malloc(weights.cap * sizeof(float));
     TinyVitEncoderWeights *w = malloc(sizeof *w);
-    make_weights(w, &c, &ws);
+    make_weights(w, &c, &weights);
     const int S = c.img_size;
     const size_t emb_floats = (size_t)c.out_chans * c.grid * c.grid;
     float *img = malloc(sizeof(float) * 3 * S * S);
@@ -228,7 +212,8 @@ int main(void) {
         const float fill = cases[i / 2].fill;
         make_image(img, S, first_equal, columns, fill, 1000 + i);
         char msg[160];
-        snprintf(msg, sizeof msg, "%s %d.. = %g: ", columns ? "columns" : "rows", first_equal, fill);
+        snprintf(msg, sizeof msg, "%s %d.. = %g: ", columns ? "columns" : "rows", first_equal,
+                 fill);
         const size_t at = strlen(msg);
         if (encode(full, img, w, &c, 0, NULL) || encode(reused, img, w, &c, 1, NULL)) {
             check(0, strcat(msg, "encode failed"));
@@ -249,6 +234,6 @@ int main(void) {
         }
     }
     thread_pool_destroy(pool);
-    free(full), free(reused), free(img), free(w), free(ws.data);
+    free(full), free(reused), free(img), free(w), free(weights.data);
     return report();
 }

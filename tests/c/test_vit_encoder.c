@@ -22,6 +22,7 @@
 #include "model/weights.h"
 
 #include "check.h"
+#include "weight_pool.h"
 
 // The C path is float with a different summation order (blocked GEMM, FMA),
 // the naive one double: over 3 blocks the relative L2 error is ~1e-6, the
@@ -29,37 +30,6 @@
 // wrong index or a missed term moves the output by O(0.1).
 #define REL_L2_TOL 1e-5
 #define MAX_ABS_TOL 1e-4
-
-
-typedef struct Rng {
-    uint64_t state;
-} Rng;
-
-static double rng_uniform(Rng *r) {  // [-1, 1)
-    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (double)(z >> 11) * (2.0 / 9007199254740992.0) - 1.0;
-}
-
-// Bump allocation of weights out of one buffer, filled offset + scale * U(-1, 1).
-typedef struct Pool {
-    float *data;
-    size_t used, cap;
-    Rng rng;
-} Pool;
-
-static const float *pool_take(Pool *p, size_t n, double offset, double scale) {
-    if (p->used + n > p->cap) {
-        fprintf(stderr, "weight pool too small\n");
-        exit(2);
-    }
-    float *t = p->data + p->used;
-    p->used += n;
-    for (size_t i = 0; i < n; i++) t[i] = (float)(offset + scale * rng_uniform(&p->rng));
-    return t;
-}
 
 static void make_weights(VitEncoderWeights *w, const SamConfig *c, Pool *p) {
     const size_t C = (size_t)c->embed_dim, P = (size_t)c->patch_size, G = (size_t)c->grid;
