@@ -11,8 +11,9 @@
 // (the one bench/decoder.mjs uses; --size 1024x1024 or 683x1024 for a square or portrait one,
 // longest side 1024), its RGB bytes, and an ONNX export of the reference's image encoder with the
 // same weights (tools/sam_ref/export_encoder_onnx.py). The image's shape matters to ours with
-// MobileSAM: its encoder computes the rows of the zero padding under a landscape image once
-// (src/model/repeated_rows.h); the ONNX runtimes compute the whole 1024x1024 input.
+// MobileSAM: its encoder computes the zero padding's equal rows (under a landscape image) or
+// columns (right of a portrait one) once (src/model/repeated_band.h); the ONNX runtimes compute
+// the whole 1024x1024 input.
 //
 // Each runtime encodes the same image in its own process after loading, `warmup` untimed runs
 // then `n` timed ones (ours native: --n; the others: --peer-n, which defaults to --n for vit_t

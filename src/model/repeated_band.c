@@ -1,6 +1,7 @@
 #include "repeated_band.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 RepeatedBand repeated_band_none(void) { return (RepeatedBand){0, 0, 1, 0}; }
@@ -32,10 +33,11 @@ static int rows_equal(const float *image, int channels, int h, int w, int y0, in
     return 1;
 }
 
-static int columns_equal(const float *image, int channels, int h, int w, int x0, int x1) {
-    for (size_t i = 0; i < (size_t)channels * h; i++)
-        if (memcmp(image + i * w + x0, image + i * w + x1, sizeof(float))) return 0;
-    return 1;
+static int same_bits(const float *a, const float *b) {
+    uint32_t x, y;
+    memcpy(&x, a, sizeof x);
+    memcpy(&y, b, sizeof y);
+    return x == y;
 }
 
 RepeatedBand repeated_band_of_image(const float *image, int channels, int h, int w) {
@@ -44,8 +46,15 @@ RepeatedBand repeated_band_of_image(const float *image, int channels, int h, int
     while (from > 0 && rows_equal(image, channels, h, w, from - 1, h - 1)) from--;
     const RepeatedBand rows = normalized((RepeatedBand){from, h, 1, 0});
     if (repeated_band_skipped(rows)) return rows;
-    from = w - 1;
-    while (from > 0 && columns_equal(image, channels, h, w, from - 1, w - 1)) from--;
+    // Columns: the first of each row's run of values equal to its last one,
+    // the rightmost over all rows (a row-major scan).
+    from = 0;
+    for (size_t i = 0; i < (size_t)channels * h && from < w - 1; i++) {
+        const float *row = image + i * w;
+        int x = w - 1;
+        while (x > from && same_bits(row + x - 1, row + w - 1)) x--;
+        from = x;
+    }
     return normalized((RepeatedBand){from, w, 1, 1});
 }
 
