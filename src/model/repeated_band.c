@@ -98,6 +98,14 @@ int repeated_band_spans(RepeatedBand b, int size, int span[2][2]) {
     return 2;
 }
 
+int repeated_band_row_spans(RepeatedBand b, int rows, int span[2][2]) {
+    return repeated_band_spans(b.columns ? repeated_band_none() : b, rows, span);
+}
+
+int repeated_band_column_spans(RepeatedBand b, int cols, int span[2][2]) {
+    return repeated_band_spans(b.columns ? b : repeated_band_none(), cols, span);
+}
+
 int repeated_band_next_run(RepeatedBand b, int cols, int y0, int y1, int *state, size_t *t0,
                            size_t *t1) {
     int span[2][2] = {{0, INT_MAX}, {0, 0}}, n = 1;

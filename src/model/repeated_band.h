@@ -56,6 +56,11 @@ RepeatedBand repeated_band_meet(RepeatedBand a, RepeatedBand b);
 // many (1 or 2).
 int repeated_band_spans(RepeatedBand b, int size, int span[2][2]);
 
+// The rows (columns) a layer computes along one axis of a grid: the spans
+// above for a band on that axis, else all `size` of them.
+int repeated_band_row_spans(RepeatedBand b, int rows, int span[2][2]);
+int repeated_band_column_spans(RepeatedBand b, int cols, int span[2][2]);
+
 // The runs of consecutive tokens a layer computes within rows [y0, y1) of a
 // grid `cols` wide, one per call: sets [*t0, *t1) (token indices of the
 // whole grid) and returns 1, or returns 0 when there are no more. *state

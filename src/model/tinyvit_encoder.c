@@ -335,8 +335,8 @@ static void depthwise_row_task(void *ctx, int task, int thread) {
     const DepthwiseJob *j = ctx;
     const int wo = (j->w - 1) / j->stride + 1, oy = j->oy0 + task;
     float *out = j->out + (size_t)task * wo * j->c;
-    int span[2][2] = {{0, wo}};
-    const int spans = j->band.columns ? repeated_band_spans(j->band, wo, span) : 1;
+    int span[2][2];
+    const int spans = repeated_band_column_spans(j->band, wo, span);
     for (int s = 0; s < spans; s++) {
         depthwise3x3_rows(out, j->in, j->in_row0, j->h, j->w, j->c, j->stride, oy, oy + 1,
                           span[s][0], span[s][1], j->bias, j->wt);
@@ -360,8 +360,8 @@ static void depthwise3x3_forward(float *out, const float *in, int h, int w, int 
                                  RepeatedBand repeated) {
     const int ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
     depthwise_weights(wt, cw, c);
-    int span[2][2] = {{0, ho}};
-    const int spans = repeated.columns ? 1 : repeated_band_spans(repeated, ho, span);
+    int span[2][2];
+    const int spans = repeated_band_row_spans(repeated, ho, span);
     for (int s = 0; s < spans; s++)
         depthwise3x3_rows_parallel(out + (size_t)span[s][0] * wo * c, in, 0, h, w, c, stride,
                                    span[s][0], span[s][1], cw->bias, wt, gelu, repeated);
@@ -425,8 +425,8 @@ static RepeatedBand mbconv_forward(float *x, const TinyVitConv3Weights *m, int R
     // The shortcut keeps x's band; the depthwise conv narrows it.
     const RepeatedBand out = repeated_band_after_conv3x3(repeated, R, 1);
     const RepeatedBand hidden_band = repeated.columns ? repeated : repeated_band_none();
-    int span[2][2] = {{0, R}};
-    const int spans = out.columns ? 1 : repeated_band_spans(out, R, span);
+    int span[2][2];
+    const int spans = repeated_band_row_spans(out, R, span);
     size_t t0, t1;
     for (int s = 0; s < spans; s++) {
         for (int y0 = span[s][0]; y0 < span[s][1]; y0 += MBCONV_BAND) {
