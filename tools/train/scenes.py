@@ -113,8 +113,9 @@ def _background(rng, h, w):
     return c0 * (1 - t) + c1 * t
 
 
-def _radial_shape(rng, kind, X, Y, r):
-    """Boolean mask on the local grid (X, Y centred at the object centre, rotated)."""
+def _radial_shape(rng, kind, X, Y, r, scale):
+    """Boolean mask on the local grid (X, Y centred at the object centre, rotated); scale is
+    the scene's size over 256, which every size follows."""
     ang = np.arctan2(Y, X)
     rad = np.sqrt(X * X + Y * Y)
     if kind == "ellipse" or kind == "small":
@@ -154,7 +155,7 @@ def _radial_shape(rng, kind, X, Y, r):
         return rad <= r * f / 1.35
     if kind == "thin":
         hw = r
-        hh = rng.uniform(1.0, 3.0)
+        hh = rng.uniform(1.0, 3.0) * scale
         return (np.abs(X) <= hw) & (np.abs(Y) <= hh)
     raise ValueError(kind)
 
@@ -183,13 +184,13 @@ def _local_grid(cx, cy, r, rot, h, w):
     return (y0, y1, x0, x1), dx * c + dy * s, -dx * s + dy * c
 
 
-def _shape_mask(rng, kind, cx, cy, r, h, w):
+def _shape_mask(rng, kind, cx, cy, r, h, w, scale=1.0):
     g = _local_grid(cx, cy, r, rng.uniform(0, 2 * math.pi), h, w)
     m = np.zeros((h, w), bool)
     if g is None:
         return m
     (y0, y1, x0, x1), X, Y = g
-    m[y0:y1, x0:x1] = _radial_shape(rng, kind, X, Y, r)
+    m[y0:y1, x0:x1] = _radial_shape(rng, kind, X, Y, r, scale)
     return m
 
 
@@ -241,7 +242,7 @@ def make_scene(seed: int, width: int = 256, height: int = 256, n_objects=None) -
         else:
             r = rng.uniform(14, 70) * scale
         cx, cy = rng.uniform(0.05, 0.95) * w, rng.uniform(0.05, 0.95) * h
-        whole = _shape_mask(rng, kind, cx, cy, r, h, w)
+        whole = _shape_mask(rng, kind, cx, cy, r, h, w, scale)
         if whole.sum() < 12:
             continue
         # work inside the object's bounding box (textures, parts): a few ms per scene
